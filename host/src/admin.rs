@@ -1,0 +1,88 @@
+//! The admin listener: liveness, readiness and read-only status. It binds to loopback by default;
+//! nothing here changes state.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use http::{header, Method, Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::cache::QueryLocator;
+use crate::cluster::Cluster;
+use crate::{full_body, Body};
+
+/// What the admin endpoints report on.
+pub struct Admin {
+    /// Backends and their health.
+    pub cluster: Arc<Cluster>,
+    /// Query mappings.
+    pub locator: Arc<QueryLocator>,
+    /// Set once the first health round is done; cleared on shutdown.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Admin {
+    /// Answer one admin request.
+    pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": "only GET is served here"}),
+            );
+        }
+        match req.uri().path() {
+            "/healthz" => reply(StatusCode::OK, json!({"status": "ok"})),
+            "/readyz" => {
+                if self.ready.load(Ordering::Acquire) {
+                    reply(StatusCode::OK, json!({"status": "ready"}))
+                } else {
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"status": "not ready", "reason": "first health check not finished, or shutting down"}),
+                    )
+                }
+            }
+            "/api/v1/backends" => reply(StatusCode::OK, json!(self.backends())),
+            "/api/v1/status" => reply(
+                StatusCode::OK,
+                json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "ready": self.ready.load(Ordering::Acquire),
+                    "queries_tracked_l1": self.locator.l1_entries(),
+                    "groups": self.cluster.groups(),
+                    "backends": self.backends(),
+                }),
+            ),
+            other => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no admin endpoint {other}")}),
+            ),
+        }
+    }
+
+    fn backends(&self) -> Vec<serde_json::Value> {
+        self.cluster
+            .backends()
+            .iter()
+            .map(|b| {
+                json!({
+                    "name": b.name(),
+                    "url": b.config.url,
+                    "external_url": b.config.external_url,
+                    "group": b.group(),
+                    "active": b.config.active,
+                    "status": *b.status(),
+                })
+            })
+            .collect()
+    }
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full_body(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

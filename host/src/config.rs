@@ -1,0 +1,592 @@
+//! The one YAML configuration file.
+//!
+//! Read path: raw text → [`subst::substitute`] (`${VAR}`, `${VAR:-default}`) → serde (unknown keys
+//! rejected; serde_yaml's errors name the field path, line and column) → [`Config::validate`]
+//! (errors name the field, and the line where it can be found). Defaults live in this file only.
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub mod subst;
+
+/// A configuration problem, with the field (and line, where known) that caused it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect (the Trino protocol listener).
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// The admin listener: health probes and status; bind it to loopback.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The Trino clusters behind the gateway.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    /// How new queries pick a routing group.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Query-state cache settings.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Backend health polling.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Forwarding: timeouts, body limits, extra paths, forwarded headers.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener (default `127.0.0.1:8081`).
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+}
+
+/// One Trino cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique name, used in logs, errors and the query → backend mapping.
+    pub name: String,
+    /// Where Sluice sends requests (`http://host:port` of the coordinator).
+    pub url: String,
+    /// Routing group this backend serves (default `adhoc`).
+    #[serde(default = "defaults::group")]
+    pub group: String,
+    /// Inactive backends are never chosen for new queries (default true).
+    #[serde(default = "defaults::yes")]
+    pub active: bool,
+    /// The URL users see for this cluster (its web UI), if different from `url`.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// Rewrite `nextUri`, `infoUri` and `partialCancelUri` in JSON answers to point at Sluice, for
+    /// coordinators that do not honour `X-Forwarded-*` (default false).
+    #[serde(default)]
+    pub rewrite_next_uri: bool,
+    /// Where this backend's running/queued counts come from; default: `health.stats`.
+    #[serde(default)]
+    pub stats: Option<StatsSource>,
+}
+
+/// Routing of new queries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Group used when the client sends no `X-Trino-Routing-Group` (default `adhoc`).
+    #[serde(default = "defaults::group")]
+    pub default_group: String,
+    /// When a group has no healthy backend: `true` fails with 503 naming the group; `false`
+    /// (default) falls back to the default group.
+    #[serde(default)]
+    pub strict_groups: bool,
+}
+
+/// Query-state cache tiers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The in-process tier.
+    #[serde(default)]
+    pub l1: L1Config,
+}
+
+/// The in-process (moka) tier.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct L1Config {
+    /// Most query mappings kept (default 100000).
+    #[serde(default = "defaults::l1_capacity")]
+    pub capacity: u64,
+    /// How long a mapping lives after it is written (default 1800 s).
+    #[serde(default = "defaults::l1_ttl")]
+    pub ttl_seconds: u64,
+}
+
+/// Where a backend's running and queued query counts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatsSource {
+    /// `GET /ui/api/stats` (`runningQueries`, `queuedQueries`).
+    UiApi,
+    /// `GET /metrics` (OpenMetrics; names set in `health.metrics`).
+    Metrics,
+    /// Only `GET /v1/info`; counts stay 0.
+    InfoOnly,
+}
+
+/// Backend health polling.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Time between two polls of one backend (default 2000 ms).
+    #[serde(default = "defaults::health_interval")]
+    pub interval_ms: u64,
+    /// Time limit of one poll request (default 1000 ms).
+    #[serde(default = "defaults::health_timeout")]
+    pub timeout_ms: u64,
+    /// Default stats source for backends that set none (default `ui_api`).
+    #[serde(default = "defaults::stats")]
+    pub stats: StatsSource,
+    /// User sent as `X-Trino-User` (and Basic auth user when `password` is set) on stats requests.
+    #[serde(default = "defaults::health_user")]
+    pub user: String,
+    /// Password for Basic auth on stats requests, for clusters that require it.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Metric names read when `stats: metrics`.
+    #[serde(default)]
+    pub metrics: MetricNames,
+}
+
+/// Metric names for `stats: metrics` (Trino's JMX-to-OpenMetrics names by default).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricNames {
+    /// Running queries gauge.
+    #[serde(default = "defaults::metric_running")]
+    pub running: String,
+    /// Queued queries gauge.
+    #[serde(default = "defaults::metric_queued")]
+    pub queued: String,
+}
+
+/// Forwarding behaviour.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Time limit to open a TCP connection to a backend (default 2000 ms).
+    #[serde(default = "defaults::connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time limit for a backend's response headers (default 120000 ms).
+    #[serde(default = "defaults::response_timeout")]
+    pub response_timeout_ms: u64,
+    /// Largest `POST /v1/statement` body accepted (default 16 MiB).
+    #[serde(default = "defaults::max_statement_bytes")]
+    pub max_statement_bytes: usize,
+    /// Idle keep-alive connections per backend kept in the pool (default 64).
+    #[serde(default = "defaults::pool_max_idle")]
+    pub pool_max_idle_per_host: usize,
+    /// Extra path prefixes forwarded to the default group (like `/v1/info`).
+    #[serde(default)]
+    pub extra_paths: Vec<String>,
+    /// Extra statement path prefixes, treated like `/v1/statement`.
+    #[serde(default)]
+    pub statement_paths: Vec<String>,
+    /// Keep `X-Forwarded-*` headers sent by a load balancer in front of Sluice instead of
+    /// replacing them (default false: only trust them behind your own load balancer).
+    #[serde(default)]
+    pub trust_forwarded_headers: bool,
+    /// On SIGTERM, how long in-flight requests may take to finish (default 30000 ms).
+    #[serde(default = "defaults::shutdown_grace")]
+    pub shutdown_grace_ms: u64,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `sluice=debug` (default `info`; `RUST_LOG` wins).
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+mod defaults {
+    use super::StatsSource;
+    use std::net::SocketAddr;
+    pub fn listen() -> SocketAddr {
+        "0.0.0.0:8080".parse().unwrap()
+    }
+    pub fn admin_listen() -> SocketAddr {
+        "127.0.0.1:8081".parse().unwrap()
+    }
+    pub fn group() -> String {
+        "adhoc".into()
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn l1_capacity() -> u64 {
+        100_000
+    }
+    pub fn l1_ttl() -> u64 {
+        1800
+    }
+    pub fn health_interval() -> u64 {
+        2000
+    }
+    pub fn health_timeout() -> u64 {
+        1000
+    }
+    pub fn stats() -> StatsSource {
+        StatsSource::UiApi
+    }
+    pub fn health_user() -> String {
+        "sluice".into()
+    }
+    pub fn metric_running() -> String {
+        "trino_execution_name_QueryManager_RunningQueries".into()
+    }
+    pub fn metric_queued() -> String {
+        "trino_execution_name_QueryManager_QueuedQueries".into()
+    }
+    pub fn connect_timeout() -> u64 {
+        2000
+    }
+    pub fn response_timeout() -> u64 {
+        120_000
+    }
+    pub fn max_statement_bytes() -> usize {
+        16 << 20
+    }
+    pub fn pool_max_idle() -> usize {
+        64
+    }
+    pub fn shutdown_grace() -> u64 {
+        30_000
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_yaml::from_str("{}").expect("every field has a default")
+            }
+        }
+    )*};
+}
+default_from_serde!(
+    AdminConfig,
+    RoutingConfig,
+    L1Config,
+    HealthConfig,
+    MetricNames,
+    ProxyConfig,
+    LogConfig
+);
+
+impl Default for Config {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").expect("every field has a default")
+    }
+}
+
+impl Config {
+    /// Read, substitute, parse and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_yaml(&text, &|name| std::env::var(name).ok())
+            .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.0)))
+    }
+
+    /// Parse and validate YAML text; `env` resolves `${VAR}` references.
+    pub fn from_yaml(text: &str, env: subst::Lookup<'_>) -> Result<Config, ConfigError> {
+        let text = subst::substitute(text, env).map_err(ConfigError)?;
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| ConfigError(e.to_string()))?
+        };
+        config
+            .validate()
+            .map_err(|msg| match line_of(&text, &msg) {
+                Some(line) => ConfigError(format!("{} (line {line})", msg.text)),
+                None => ConfigError(msg.text),
+            })?;
+        Ok(config)
+    }
+
+    /// Check what serde cannot: unique names, usable URLs, sane numbers, existing default group.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut names = BTreeSet::new();
+        for (i, b) in self.backends.iter().enumerate() {
+            let at = |field: &str, msg: String, needle: &str| Invalid {
+                text: format!("backends[{i}].{field}: {msg}"),
+                needle: needle.to_string(),
+            };
+            if b.name.trim().is_empty() {
+                return Err(at("name", "must not be empty".into(), "name:"));
+            }
+            if !names.insert(b.name.as_str()) {
+                return Err(at(
+                    "name",
+                    format!("'{}' is used by two backends", b.name),
+                    &b.name,
+                ));
+            }
+            check_http_url(&b.url).map_err(|m| at("url", m, &b.url))?;
+            if let Some(ext) = &b.external_url {
+                check_url_syntax(ext).map_err(|m| at("external_url", m, ext))?;
+            }
+            if b.group.trim().is_empty() {
+                return Err(at("group", "must not be empty".into(), &b.name));
+            }
+        }
+        if !self.backends.is_empty()
+            && !self
+                .backends
+                .iter()
+                .any(|b| b.group == self.routing.default_group)
+        {
+            return Err(Invalid {
+                text: format!(
+                    "routing.default_group: no backend belongs to group '{}' (groups: {})",
+                    self.routing.default_group,
+                    self.groups().join(", ")
+                ),
+                needle: "default_group".into(),
+            });
+        }
+        let positive = [
+            ("cache.l1.capacity", self.cache.l1.capacity, "capacity"),
+            (
+                "cache.l1.ttl_seconds",
+                self.cache.l1.ttl_seconds,
+                "ttl_seconds",
+            ),
+            ("health.interval_ms", self.health.interval_ms, "interval_ms"),
+            ("health.timeout_ms", self.health.timeout_ms, "timeout_ms"),
+            (
+                "proxy.connect_timeout_ms",
+                self.proxy.connect_timeout_ms,
+                "connect_timeout_ms",
+            ),
+            (
+                "proxy.response_timeout_ms",
+                self.proxy.response_timeout_ms,
+                "response_timeout_ms",
+            ),
+            (
+                "proxy.max_statement_bytes",
+                self.proxy.max_statement_bytes as u64,
+                "max_statement_bytes",
+            ),
+        ];
+        for (field, value, needle) in positive {
+            if value == 0 {
+                return Err(Invalid {
+                    text: format!("{field}: must be greater than 0"),
+                    needle: needle.into(),
+                });
+            }
+        }
+        for (field, paths) in [
+            ("proxy.extra_paths", &self.proxy.extra_paths),
+            ("proxy.statement_paths", &self.proxy.statement_paths),
+        ] {
+            for p in paths.iter() {
+                if !p.starts_with('/') || p.len() < 2 {
+                    return Err(Invalid {
+                        text: format!("{field}: '{p}' must be an absolute path such as /custom"),
+                        needle: p.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The routing groups named by the backends, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.backends.iter().map(|b| b.group.as_str()).collect();
+        set.into_iter().map(String::from).collect()
+    }
+}
+
+/// A validation failure: the message, and a piece of text to find its line by.
+#[derive(Debug)]
+pub struct Invalid {
+    /// The message naming the field.
+    pub text: String,
+    needle: String,
+}
+
+fn line_of(text: &str, invalid: &Invalid) -> Option<usize> {
+    if invalid.needle.is_empty() {
+        return None;
+    }
+    text.lines()
+        .position(|l| !l.trim_start().starts_with('#') && l.contains(invalid.needle.as_str()))
+        .map(|i| i + 1)
+}
+
+fn check_url_syntax(url: &str) -> Result<http::Uri, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    if uri.scheme().is_none() || uri.host().is_none() {
+        return Err(format!(
+            "'{url}' must be an absolute URL such as http://host:8080"
+        ));
+    }
+    Ok(uri)
+}
+
+fn check_http_url(url: &str) -> Result<(), String> {
+    let uri = check_url_syntax(url)?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "'{url}': https backends are not supported yet; terminate TLS in front of the coordinator or use http"
+            ))
+        }
+        _ => return Err(format!("'{url}' must use http://")),
+    }
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return Err(format!("'{url}' must not have a path"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+listen: 0.0.0.0:8080
+admin: { listen: 127.0.0.1:8081 }
+backends:
+  - { name: etl-1, url: http://127.0.0.1:9001, group: etl, active: true }
+  - { name: adhoc-1, url: http://127.0.0.1:9002, group: adhoc }
+routing: { default_group: adhoc }
+cache: { l1: { capacity: 100000, ttl_seconds: 1800 } }
+health: { interval_ms: 2000, stats: ui_api }
+"#;
+
+    #[test]
+    fn the_documented_keys_parse() {
+        let c = Config::from_yaml(ISSUE_EXAMPLE, &no_env).unwrap();
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.backends[0].group, "etl");
+        assert!(c.backends[1].active);
+        assert_eq!(c.health.stats, StatsSource::UiApi);
+        assert_eq!(c.cache.l1.capacity, 100_000);
+        assert_eq!(c.groups(), vec!["adhoc", "etl"]);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_yaml("", &no_env).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.routing.default_group, "adhoc");
+        assert!(!c.routing.strict_groups);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_field_and_line() {
+        let text = "backends:\n  - name: a\n    url: http://h:1\n    colour: red\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().0;
+        assert!(err.contains("colour"), "{err}");
+        assert!(err.contains("backends[0]"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = Config::from_yaml("health:\n  interval_ms: soon\n", &no_env)
+            .unwrap_err()
+            .0;
+        assert!(err.contains("health.interval_ms"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn env_substitution_feeds_the_parser() {
+        let env = |n: &str| (n == "PORT").then(|| "9009".to_string());
+        let text = "backends:\n  - { name: a, url: 'http://127.0.0.1:${PORT}' }\n";
+        let c = Config::from_yaml(text, &env).unwrap();
+        assert_eq!(c.backends[0].url, "http://127.0.0.1:9009");
+    }
+
+    #[test]
+    fn validation_names_field_and_line() {
+        let text =
+            "backends:\n  - { name: a, url: http://h:1 }\n  - { name: a, url: http://h:2 }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().0;
+        assert!(err.contains("backends[1].name"), "{err}");
+        assert!(err.contains("used by two"), "{err}");
+
+        let text = "backends:\n  - { name: a, url: 'ftp://h:1' }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().0;
+        assert!(err.contains("backends[0].url"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+
+        let text = "backends:\n  - { name: a, url: 'http://h:1', group: etl }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().0;
+        assert!(err.contains("routing.default_group"), "{err}");
+
+        let err = Config::from_yaml("cache: { l1: { capacity: 0 } }", &no_env)
+            .unwrap_err()
+            .0;
+        assert!(err.contains("cache.l1.capacity"), "{err}");
+
+        let err = Config::from_yaml("proxy: { extra_paths: [nope] }", &no_env)
+            .unwrap_err()
+            .0;
+        assert!(err.contains("proxy.extra_paths"), "{err}");
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error_with_a_line() {
+        let err = Config::from_yaml("backends: [\n  {name: a\n", &no_env)
+            .unwrap_err()
+            .0;
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn example_configs_in_the_repo_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let env = |n: &str| (n == "SLUICE_TEST_SET").then(String::new);
+                Config::from_yaml(&text, &env)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 2,
+            "config/ should hold an example per deployment shape"
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Header hygiene: hop-by-hop headers are dropped in both directions, and `X-Forwarded-*` tell the
+//! backend how the client reached Sluice, so that the `nextUri` it builds points back at Sluice.
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Remove hop-by-hop headers, including those named in `Connection`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// How the client reached Sluice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Client address chain for `X-Forwarded-For`.
+    pub for_chain: String,
+    /// `http` or `https`.
+    pub proto: String,
+    /// Host name (no port) the client used.
+    pub host: String,
+    /// Port the client used.
+    pub port: u16,
+}
+
+impl Forwarded {
+    /// Work out the forwarded view of a request. With `trust`, values a load balancer in front of
+    /// Sluice already set are kept; otherwise Sluice's own view replaces them.
+    pub fn from_request(
+        headers: &HeaderMap,
+        remote: SocketAddr,
+        local: SocketAddr,
+        trust: bool,
+    ) -> Self {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
+        let client_ip = remote.ip().to_canonical();
+        let for_chain = match get("x-forwarded-for").filter(|_| trust) {
+            Some(prior) if !prior.is_empty() => format!("{prior}, {client_ip}"),
+            _ => client_ip.to_string(),
+        };
+        let proto = get("x-forwarded-proto")
+            .filter(|_| trust)
+            .map(|p| p.split(',').next().unwrap_or(p).trim().to_ascii_lowercase())
+            .filter(|p| p == "http" || p == "https")
+            .unwrap_or_else(|| "http".to_string());
+        let default_port = if proto == "https" { 443 } else { 80 };
+        let host_header = get("x-forwarded-host")
+            .filter(|_| trust)
+            .or_else(|| get("host"));
+        let (host, mut port) =
+            match host_header.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
+                Some(a) => (a.host().to_string(), a.port_u16()),
+                None => (host_literal(local.ip()), Some(local.port())),
+            };
+        if trust {
+            if let Some(p) = get("x-forwarded-port").and_then(|p| p.parse().ok()) {
+                port = Some(p);
+            }
+        }
+        Self {
+            for_chain,
+            proto,
+            host,
+            port: port.unwrap_or(default_port),
+        }
+    }
+
+    /// Set the four `X-Forwarded-*` headers on an outgoing request.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::try_from(value) {
+                headers.insert(name, v);
+            }
+        };
+        set("x-forwarded-for", self.for_chain.clone());
+        set("x-forwarded-proto", self.proto.clone());
+        set("x-forwarded-host", self.host.clone());
+        set("x-forwarded-port", self.port.to_string());
+    }
+
+    /// The base URL clients use for Sluice, e.g. `http://gateway:8080`.
+    pub fn external_base(&self) -> String {
+        let default_port = if self.proto == "https" { 443 } else { 80 };
+        if self.port == default_port {
+            format!("{}://{}", self.proto, self.host)
+        } else {
+            format!("{}://{}:{}", self.proto, self.host, self.port)
+        }
+    }
+}
+
+fn host_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_with_those_connection_names() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "keep-alive, x-private".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-private", "1".parse().unwrap());
+        h.insert("transfer-encoding", "chunked".parse().unwrap());
+        h.insert("x-trino-user", "alice".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-trino-user"));
+    }
+
+    #[test]
+    fn forwarded_from_the_host_header() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "gateway.example:8080".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        let f = Forwarded::from_request(&h, addr("10.1.2.3:5555"), addr("0.0.0.0:8080"), false);
+        assert_eq!(f.proto, "http", "untrusted proto is replaced");
+        assert_eq!(f.host, "gateway.example");
+        assert_eq!(f.port, 8080);
+        assert_eq!(f.for_chain, "10.1.2.3");
+        assert_eq!(f.external_base(), "http://gateway.example:8080");
+    }
+
+    #[test]
+    fn trusted_load_balancer_values_are_kept() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "10.0.0.5:8080".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("x-forwarded-host", "trino.example".parse().unwrap());
+        h.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        let f = Forwarded::from_request(&h, addr("10.0.0.2:5555"), addr("0.0.0.0:8080"), true);
+        assert_eq!(f.external_base(), "https://trino.example");
+        assert_eq!(f.for_chain, "203.0.113.9, 10.0.0.2");
+        let mut out = HeaderMap::new();
+        f.apply(&mut out);
+        assert_eq!(out["x-forwarded-port"], "443");
+        assert_eq!(out["x-forwarded-host"], "trino.example");
+    }
+
+    #[test]
+    fn no_host_header_uses_the_listener_address() {
+        let f = Forwarded::from_request(
+            &HeaderMap::new(),
+            addr("[::1]:1"),
+            addr("[::1]:9000"),
+            false,
+        );
+        assert_eq!(f.external_base(), "http://[::1]:9000");
+        assert_eq!(f.for_chain, "::1");
+    }
+}
