@@ -27,7 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::proxy::kill_query;
+use crate::proxy::{kill_query, query_id};
 use crate::{full_body, Body};
 
 /// How a fake coordinator behaves.
@@ -268,7 +268,9 @@ impl Fake {
                 );
                 text(StatusCode::OK, &body)
             }
-            (&Method::GET, ["v1", "query", id]) | (&Method::GET, ["ui", "api", "query", id]) => {
+            (&Method::GET, ["v1", "query", id]) | (&Method::GET, ["ui", "api", "query", id])
+                if query_id::is_query_id(id) =>
+            {
                 match self.with_query(id, |q| query_info(id, q, &base)) {
                     Some(v) => json_resp(StatusCode::OK, v),
                     None => self.unknown(id),

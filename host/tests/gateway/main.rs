@@ -1,0 +1,7 @@
+//! Gateway integration tests: real fake clusters and a real gateway on ephemeral loopback ports.
+mod groups;
+mod health;
+mod proxying;
+mod shutdown;
+mod stickiness;
+mod support;

@@ -1,0 +1,221 @@
+//! Test support: fake clusters and a gateway on ephemeral loopback ports, and a small client.
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use sluice::config::{BackendConfig, Config, StatsSource};
+use sluice::fake_trino::{FakeOptions, FakeTrino};
+use sluice::server::Gateway;
+use tokio::net::TcpListener;
+
+/// A fake cluster started on 127.0.0.1:0.
+pub async fn cluster(name: &str) -> FakeTrino {
+    cluster_with(FakeOptions {
+        name: name.into(),
+        ..FakeOptions::default()
+    })
+    .await
+}
+
+pub async fn cluster_with(opts: FakeOptions) -> FakeTrino {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    FakeTrino::start(listener, opts).unwrap()
+}
+
+pub fn backend(name: &str, group: &str, url: &str) -> BackendConfig {
+    BackendConfig {
+        name: name.into(),
+        url: url.into(),
+        group: group.into(),
+        active: true,
+        external_url: None,
+        rewrite_next_uri: false,
+        stats: Some(StatsSource::UiApi),
+    }
+}
+
+/// A config whose backends are `(name, group, url)`, default group `adhoc`.
+pub fn config(backends: &[(&str, &str, &str)]) -> Config {
+    let mut c = Config::default();
+    c.backends = backends.iter().map(|(n, g, u)| backend(n, g, u)).collect();
+    c.health.interval_ms = 60_000; // tests poll explicitly through the readiness signal
+    c.proxy.shutdown_grace_ms = 5_000;
+    c
+}
+
+/// A started gateway plus a client pointed at it.
+pub struct Gw {
+    pub gateway: Gateway,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Gw {
+    pub async fn start(config: Config) -> Gw {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gateway = Gateway::start(config, listener, admin).await.unwrap();
+        let gw = Gw {
+            gateway,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Wait for `/readyz` (first health round done); bounded.
+    pub async fn wait_ready(&self) {
+        for _ in 0..500 {
+            if self.admin(Method::GET, "/readyz").await.0 == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gateway never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.proxy_addr, path)
+    }
+
+    pub async fn admin(&self, method: Method, path: &str) -> (StatusCode, Bytes) {
+        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        send(
+            &self.client,
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Send a request to the gateway; returns status, headers and body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Bytes) {
+        let uri = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            self.url(path_or_url)
+        };
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(
+            &self.client,
+            req.body(Full::new(Bytes::from(body.to_string()))).unwrap(),
+        )
+        .await
+    }
+
+    /// `POST /v1/statement` as user `test`; returns status and the JSON answer.
+    pub async fn submit(&self, sql: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut headers = vec![("X-Trino-User", "test")];
+        headers.extend_from_slice(extra);
+        let (status, body) = self
+            .call(Method::POST, "/v1/statement", &headers, sql)
+            .await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Follow `nextUri` to the end; returns every row and the final page.
+    pub async fn drain(&self, first: &Value) -> (Vec<Value>, Value) {
+        let mut rows = Vec::new();
+        let mut page = first.clone();
+        for _ in 0..1000 {
+            if let Some(data) = page.get("data").and_then(|d| d.as_array()) {
+                rows.extend(data.iter().cloned());
+            }
+            let Some(next) = page
+                .get("nextUri")
+                .and_then(|n| n.as_str())
+                .map(String::from)
+            else {
+                return (rows, page);
+            };
+            assert!(
+                next.starts_with(&self.url("/")),
+                "nextUri {next} must point at the gateway"
+            );
+            let (status, body) = self
+                .call(Method::GET, &next, &[("X-Trino-User", "test")], "")
+                .await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            page = serde_json::from_slice(&body).unwrap();
+        }
+        panic!("query never finished");
+    }
+
+    /// A backend's health as the admin API reports it (`HEALTHY`, `UNHEALTHY`, `PENDING`).
+    pub async fn backend_health(&self, name: &str) -> String {
+        self.backend_status(name).await["health"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn backend_status(&self, name: &str) -> Value {
+        let (_, body) = self.admin(Method::GET, "/api/v1/backends").await;
+        let list = json(&body);
+        let b = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .expect("backend listed");
+        b["status"].clone()
+    }
+
+    /// Wait until `name` reports `health`; returns how long it took. Bounded.
+    pub async fn await_health(&self, name: &str, health: &str, limit: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.backend_health(name).await == health {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} did not become {health} within {limit:?}");
+    }
+
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+    }
+}
+
+pub async fn send(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    req: Request<Full<Bytes>>,
+) -> (StatusCode, Bytes) {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("request must not hang")
+        .expect("request failed");
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+pub fn json(body: &Bytes) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
+}
+
+/// The cluster name in the rows of a drained query (all rows must agree).
+pub fn owner(rows: &[Value]) -> String {
+    let names: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 1, "rows from several clusters: {names:?}");
+    names.into_iter().next().unwrap()
+}
