@@ -331,26 +331,22 @@ impl Config {
     pub fn validate(&self) -> Result<(), Invalid> {
         let mut names = BTreeSet::new();
         for (i, b) in self.backends.iter().enumerate() {
-            let at = |field: &str, msg: String, needle: &str| Invalid {
+            let at = |field: &'static str, msg: String| Invalid {
                 text: format!("backends[{i}].{field}: {msg}"),
-                needle: needle.to_string(),
+                at: Spot::Backend(i, field),
             };
             if b.name.trim().is_empty() {
-                return Err(at("name", "must not be empty".into(), "name:"));
+                return Err(at("name", "must not be empty".into()));
             }
             if !names.insert(b.name.as_str()) {
-                return Err(at(
-                    "name",
-                    format!("'{}' is used by two backends", b.name),
-                    &b.name,
-                ));
+                return Err(at("name", format!("'{}' is used by two backends", b.name)));
             }
-            check_http_url(&b.url).map_err(|m| at("url", m, &b.url))?;
+            check_http_url(&b.url).map_err(|m| at("url", m))?;
             if let Some(ext) = &b.external_url {
-                check_url_syntax(ext).map_err(|m| at("external_url", m, ext))?;
+                check_url_syntax(ext).map_err(|m| at("external_url", m))?;
             }
             if b.group.trim().is_empty() {
-                return Err(at("group", "must not be empty".into(), &b.name));
+                return Err(at("group", "must not be empty".into()));
             }
         }
         if !self.backends.is_empty()
@@ -365,7 +361,7 @@ impl Config {
                     self.routing.default_group,
                     self.groups().join(", ")
                 ),
-                needle: "default_group".into(),
+                at: Spot::Key("default_group"),
             });
         }
         let positive = [
@@ -397,7 +393,7 @@ impl Config {
             if value == 0 {
                 return Err(Invalid {
                     text: format!("{field}: must be greater than 0"),
-                    needle: needle.into(),
+                    at: Spot::Key(needle),
                 });
             }
         }
@@ -409,7 +405,7 @@ impl Config {
                 if !p.starts_with('/') || p.len() < 2 {
                     return Err(Invalid {
                         text: format!("{field}: '{p}' must be an absolute path such as /custom"),
-                        needle: p.clone(),
+                        at: Spot::Text(p.clone()),
                     });
                 }
             }
@@ -424,21 +420,66 @@ impl Config {
     }
 }
 
-/// A validation failure: the message, and a piece of text to find its line by.
+/// A validation failure: the message, and where in the file to look for it.
 #[derive(Debug)]
 pub struct Invalid {
     /// The message naming the field.
     pub text: String,
-    needle: String,
+    at: Spot,
+}
+
+/// Where a validation failure sits, to find its line in the text.
+#[derive(Debug)]
+enum Spot {
+    /// The first line with `key:`.
+    Key(&'static str),
+    /// Field `field` of the n-th item of the top-level `backends:` list.
+    Backend(usize, &'static str),
+    /// The first line containing this text.
+    Text(String),
 }
 
 fn line_of(text: &str, invalid: &Invalid) -> Option<usize> {
-    if invalid.needle.is_empty() {
-        return None;
+    let lines: Vec<&str> = text.lines().collect();
+    let is_code = |l: &&str| !l.trim_start().starts_with('#');
+    match &invalid.at {
+        Spot::Key(key) => {
+            let needle = format!("{key}:");
+            lines.iter().position(|l| is_code(l) && l.contains(&needle))
+        }
+        Spot::Text(t) => lines
+            .iter()
+            .position(|l| is_code(l) && l.contains(t.as_str())),
+        Spot::Backend(n, field) => {
+            let start = lines.iter().position(|l| l.starts_with("backends:"))?;
+            // block-style list items: lines whose content starts with "- " at the items' indent
+            let mut items = Vec::new();
+            let mut indent = None;
+            let mut end = lines.len();
+            for (i, l) in lines.iter().enumerate().skip(start + 1) {
+                let trimmed = l.trim_start();
+                if trimmed.is_empty() || trimmed.starts_with('#') {
+                    continue;
+                }
+                let ind = l.len() - trimmed.len();
+                if ind == 0 {
+                    end = i;
+                    break;
+                }
+                if trimmed.starts_with("- ") && indent.is_none_or(|x| x == ind) {
+                    indent = Some(ind);
+                    items.push(i);
+                }
+            }
+            let first = *items.get(*n)?;
+            let last = items.get(n + 1).copied().unwrap_or(end);
+            let needle = format!("{field}:");
+            (first..last)
+                .find(|&i| is_code(&lines[i]) && lines[i].contains(&needle))
+                .or(Some(first))
+        }
     }
-    text.lines()
-        .position(|l| !l.trim_start().starts_with('#') && l.contains(invalid.needle.as_str()))
-        .map(|i| i + 1)
+    .map(|i| i + 1)
 }
 
 fn check_url_syntax(url: &str) -> Result<http::Uri, String> {
@@ -541,6 +582,12 @@ health: { interval_ms: 2000, stats: ui_api }
         let err = Config::from_yaml(text, &no_env).unwrap_err().0;
         assert!(err.contains("backends[1].name"), "{err}");
         assert!(err.contains("used by two"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+
+        let text = "# backends\nbackends:\n  - name: a\n    url: http://h:1\n  - name: b\n    group: adhoc\n    url: 'http://h:2/path'\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().0;
+        assert!(err.contains("backends[1].url"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
 
         let text = "backends:\n  - { name: a, url: 'ftp://h:1' }\n";
         let err = Config::from_yaml(text, &no_env).unwrap_err().0;

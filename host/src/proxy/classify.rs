@@ -85,10 +85,11 @@ mod tests {
     const ID: &str = "20240101_120000_00042_abcde";
 
     fn paths() -> Paths {
-        let mut c = ProxyConfig::default();
-        c.extra_paths = vec!["/login".into()];
-        c.statement_paths = vec!["/custom/statement".into()];
-        Paths::new(&c)
+        Paths::new(&ProxyConfig {
+            extra_paths: vec!["/login".into()],
+            statement_paths: vec!["/custom/statement".into()],
+            ..ProxyConfig::default()
+        })
     }
 
     #[test]

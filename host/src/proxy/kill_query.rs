@@ -28,15 +28,11 @@ pub fn target_query_id(sql: &str) -> Option<String> {
             _ => None,
         })
         .collect::<Option<_>>()?;
-    let is_kill = match name
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["system", "runtime", "kill_query"] | ["runtime", "kill_query"] | ["kill_query"] => true,
-        _ => false,
-    };
+    let parts: Vec<&str> = name.iter().map(String::as_str).collect();
+    let is_kill = matches!(
+        parts.as_slice(),
+        ["system", "runtime", "kill_query"] | ["runtime", "kill_query"] | ["kill_query"]
+    );
     if !is_kill {
         return None;
     }

@@ -40,8 +40,10 @@ pub fn backend(name: &str, group: &str, url: &str) -> BackendConfig {
 
 /// A config whose backends are `(name, group, url)`, default group `adhoc`.
 pub fn config(backends: &[(&str, &str, &str)]) -> Config {
-    let mut c = Config::default();
-    c.backends = backends.iter().map(|(n, g, u)| backend(n, g, u)).collect();
+    let mut c = Config {
+        backends: backends.iter().map(|(n, g, u)| backend(n, g, u)).collect(),
+        ..Config::default()
+    };
     c.health.interval_ms = 60_000; // tests poll explicitly through the readiness signal
     c.proxy.shutdown_grace_ms = 5_000;
     c

@@ -1,0 +1,125 @@
+"""Process-level harness: real `sluice` and `sluice fake-trino` processes on ephemeral loopback
+ports, driven by the real Python `trino` client. Every process started is stopped at teardown."""
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sluice_bin() -> str:
+    if os.environ.get("SLUICE_BIN"):
+        return os.environ["SLUICE_BIN"]
+    target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
+    return str(Path(target) / "debug" / "sluice")
+
+
+def http_json(method, url, body=None, headers=None, timeout=10):
+    """(status, parsed JSON or text) of one HTTP request."""
+    req = urllib.request.Request(url, data=body.encode() if body else None, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+class Proc:
+    def __init__(self, args, cwd=None):
+        self.args = args
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        line = self.p.stdout.readline()
+        if not line:
+            err = self.p.stderr.read()
+            raise RuntimeError(f"{args} exited early: {err}")
+        self.info = json.loads(line)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+
+class Fake(Proc):
+    def __init__(self, name, *extra):
+        super().__init__([sluice_bin(), "fake-trino", "--name", name, *extra])
+        self.name = name
+        self.url = f"http://{self.info['addr']}"
+
+    def stats(self):
+        return http_json("GET", self.url + "/fake/stats")[1]
+
+
+class Gateway(Proc):
+    def __init__(self, config_path):
+        super().__init__([sluice_bin(), "serve", "--config", str(config_path), "--print-addrs"])
+        self.host, port = self.info["proxy"].rsplit(":", 1)
+        self.port = int(port)
+        self.admin = f"http://{self.info['admin']}"
+        self.url = f"http://{self.info['proxy']}"
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if http_json("GET", self.admin + "/readyz")[0] == 200:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("gateway not ready")
+
+    def health(self, name):
+        backends = http_json("GET", self.admin + "/api/v1/backends")[1]
+        return next(b for b in backends if b["name"] == name)["status"]["health"]
+
+    def wait_health(self, name, want, limit=5.0):
+        start = time.time()
+        while time.time() - start < limit:
+            if self.health(name) == want:
+                return time.time() - start
+            time.sleep(0.02)
+        raise AssertionError(f"{name} not {want} after {limit}s")
+
+
+def write_config(tmp_path, backends, **sections):
+    lines = ["listen: 127.0.0.1:0", "admin: { listen: 127.0.0.1:0 }", "backends:"]
+    for name, group, url in backends:
+        lines.append(f"  - {{ name: {name}, url: '{url}', group: {group} }}")
+    sections.setdefault("health", "{ interval_ms: 200, timeout_ms: 300, stats: ui_api }")
+    sections.setdefault("log", "{ level: warn }")
+    for key, value in sections.items():
+        lines.append(f"{key}: {value}")
+    path = tmp_path / "sluice.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def procs():
+    started = []
+    yield started
+    for p in reversed(started):
+        p.stop()
+
+
+@pytest.fixture
+def three_clusters(procs, tmp_path):
+    """adhoc-1 and adhoc-2 in group adhoc, etl-1 in group etl, and a gateway in front."""
+    fakes = {n: Fake(n, "--pages", "4", "--rows-per-page", "3") for n in ("adhoc-1", "adhoc-2", "etl-1")}
+    procs.extend(fakes.values())
+    cfg = write_config(tmp_path, [(n, n.split("-")[0], f.url) for n, f in fakes.items()], routing="{ default_group: adhoc }")
+    gw = Gateway(cfg)
+    procs.append(gw)
+    return gw, fakes

@@ -1,0 +1,156 @@
+"""End-to-end: the real Python `trino` client through Sluice to fake Trino clusters."""
+import concurrent.futures
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import trino
+
+from conftest import Fake, Gateway, http_json, sluice_bin, write_config
+
+
+def connect(gw, group=None, user="alice"):
+    headers = {"X-Trino-Routing-Group": group} if group else None
+    return trino.dbapi.connect(host=gw.host, port=gw.port, user=user, http_scheme="http", http_headers=headers, max_attempts=1)
+
+
+def misroutes(fakes):
+    return sum(f.stats()["unknown_query_requests"] for f in fakes.values())
+
+
+def test_queries_in_several_groups_return_every_page(three_clusters):
+    gw, fakes = three_clusters
+    for group, expect in [(None, {"adhoc-1", "adhoc-2"}), ("adhoc", {"adhoc-1", "adhoc-2"}), ("etl", {"etl-1"})]:
+        seen = set()
+        for _ in range(6):
+            cur = connect(gw, group).cursor()
+            cur.execute("SELECT n, cluster FROM t")
+            rows = cur.fetchall()
+            assert [r[0] for r in rows] == list(range(12)), "4 pages x 3 rows, in order"
+            assert len({r[1] for r in rows}) == 1, "one query, one cluster"
+            assert [c[0] for c in cur.description] == ["n", "cluster"]
+            seen.add(rows[0][1])
+        assert seen <= expect and seen, (group, seen)
+    assert misroutes(fakes) == 0
+
+
+def test_cancel_reaches_the_owning_cluster(three_clusters):
+    gw, fakes = three_clusters
+    cur = connect(gw).cursor()
+    cur.execute("SELECT * FROM big -- fake:pages=1000")
+    assert cur.fetchone() is not None
+    cur.cancel()
+    assert cur._query.cancelled
+    cancelled = {n: f.stats()["cancelled"] for n, f in fakes.items()}
+    assert sum(cancelled.values()) == 1, cancelled
+    assert misroutes(fakes) == 0
+
+
+def test_kill_query_call_goes_to_the_owner(three_clusters):
+    gw, fakes = three_clusters
+    for _ in range(4):
+        victim = connect(gw).cursor()
+        victim.execute("SELECT * FROM big -- fake:pages=1000")
+        qid = victim.query_id
+        killer = connect(gw, user="admin").cursor()
+        killer.execute(f"-- operator kill\nCALL system.runtime.kill_query(query_id => '{qid}', message => 'too slow')")
+        killer.fetchall()
+        with pytest.raises(trino.exceptions.TrinoQueryError) as err:
+            victim.fetchall()
+        assert "canceled" in str(err.value).lower()
+    assert misroutes(fakes) == 0
+
+
+def test_200_concurrent_queries_have_zero_misrouted_follow_ups(three_clusters):
+    gw, fakes = three_clusters
+
+    def one(i):
+        cur = connect(gw, "etl" if i % 4 == 0 else None, user=f"user{i % 7}").cursor()
+        cur.execute(f"SELECT {i} -- fake:pages=5")
+        return cur.fetchall()
+
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(one, range(200)))
+    wall = time.time() - start
+    assert all(len(r) == 15 for r in results)
+    created = {n: f.stats()["queries_created"] for n, f in fakes.items()}
+    bad = misroutes(fakes)
+    print(f"\n200 concurrent queries x 5 pages: wall {wall:.2f}s, mis-routed follow-ups {bad}, per cluster {created}")
+    assert bad == 0
+    assert sum(created.values()) == 200
+    assert created["etl-1"] == 50
+    assert created["adhoc-1"] > 0 and created["adhoc-2"] > 0
+
+
+def test_a_killed_backend_stops_receiving_new_queries(three_clusters, procs):
+    gw, fakes = three_clusters
+    fakes["adhoc-2"].stop(signal.SIGKILL)
+    took = gw.wait_health("adhoc-2", "UNHEALTHY", limit=2.0)
+    assert took < 0.6, f"interval 200 ms + timeout 300 ms, took {took:.2f}s"
+    for _ in range(10):
+        cur = connect(gw).cursor()
+        cur.execute("SELECT 1")
+        assert {r[1] for r in cur.fetchall()} == {"adhoc-1"}
+    assert fakes["adhoc-1"].stats()["unknown_query_requests"] == 0
+
+
+def test_unknown_group_and_unknown_query_get_documented_errors(three_clusters):
+    gw, fakes = three_clusters
+    cur = connect(gw, "nosuchgroup").cursor()
+    with pytest.raises(trino.exceptions.HttpError) as err:
+        cur.execute("SELECT 1")
+    assert "400" in str(err.value) and "nosuchgroup" in str(err.value)
+
+    status, body = http_json("GET", gw.url + "/v1/statement/executing/20200101_000000_00001_xxxxx/y/1")
+    assert status == 404 and body["error"]["errorName"] == "QUERY_NOT_FOUND"
+    # not a query id: no stickiness, forwarded to a cluster, which answers for itself
+    status, body = http_json("GET", gw.url + "/v1/query/not_an_id")
+    assert not (isinstance(body, dict) and body.get("source") == "sluice"), body
+    status, body = http_json("GET", gw.url + "/not/trino")
+    assert status == 404 and body["error"]["errorName"] == "NOT_FOUND"
+    status, body = http_json("POST", gw.url + "/v1/statement", body="SELECT 1", headers={"X-Trino-User": "a", "X-Trino-Routing-Group": "etl"})
+    assert status == 200 and body["nextUri"].startswith(gw.url)
+    assert misroutes(fakes) == 0
+
+
+def test_sigterm_stops_the_gateway_cleanly(procs, tmp_path):
+    fake = Fake("adhoc-1")
+    procs.append(fake)
+    gw = Gateway(write_config(tmp_path, [("adhoc-1", "adhoc", fake.url)]))
+    procs.append(gw)
+    cur = connect(gw).cursor()
+    cur.execute("SELECT 1")
+    assert len(cur.fetchall()) == 6
+    assert gw.stop(signal.SIGTERM) == 0
+
+
+BAD_CONFIGS = {
+    "unknown key": ("backends:\n  - name: a\n    url: http://127.0.0.1:1\n    colour: red\n", ["colour", "line 4"]),
+    "broken yaml": ("backends: [\n  { name: a\n", ["line"]),
+    "duplicate name": ("backends:\n  - { name: a, url: 'http://h:1' }\n  - { name: a, url: 'http://h:2' }\n", ["backends[1].name", "line 3"]),
+    "unset variable": ("listen: ${SLUICE_SURELY_UNSET_VAR}\n", ["SLUICE_SURELY_UNSET_VAR", "line 1"]),
+    "bad stats source": ("health: { stats: jmx }\n", ["health.stats", "jmx"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_refused_with_the_field_and_line(case, tmp_path):
+    text, needles = BAD_CONFIGS[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    for args in (["check-config", str(path)], ["serve", "--config", str(path)]):
+        out = subprocess.run([sluice_bin(), *args], capture_output=True, text=True, timeout=20)
+        assert out.returncode != 0, (args, out.stdout)
+        for needle in needles:
+            assert needle in out.stderr, (case, args, out.stderr)
+
+
+def test_example_configs_pass_check_config():
+    from conftest import ROOT
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        out = subprocess.run([sluice_bin(), "check-config", str(path)], capture_output=True, text=True, timeout=20)
+        assert out.returncode == 0, (path, out.stderr)
+        assert "OK" in out.stdout
