@@ -33,6 +33,8 @@ pub struct BackendStatus {
     pub running_queries: u32,
     /// Queued queries reported by the cluster.
     pub queued_queries: u32,
+    /// Queued queries per user (from `/ui/api/query?state=QUEUED` with `stats: ui_api`).
+    pub user_queued: std::collections::HashMap<String, u32>,
     /// Why the backend is unhealthy, if it is.
     pub reason: Option<String>,
     /// When it was last polled.
@@ -46,6 +48,7 @@ impl BackendStatus {
             health: Health::Pending,
             running_queries: 0,
             queued_queries: 0,
+            user_queued: Default::default(),
             reason: None,
             checked_at: None,
         }

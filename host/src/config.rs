@@ -44,6 +44,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Wasm filter sandbox limits.
+    #[serde(default)]
+    pub filters: FiltersConfig,
 }
 
 /// The admin listener.
@@ -92,6 +95,61 @@ pub struct RoutingConfig {
     /// (default) falls back to the default group.
     #[serde(default)]
     pub strict_groups: bool,
+    /// The routing filter chain, run in order for every new query (default: one slot
+    /// `query-count` with `builtin:query-count`; `[]` leaves routing to the native router).
+    #[serde(default = "defaults::chain")]
+    pub chain: Vec<SlotConfig>,
+    /// When a filter traps, times out, runs out of memory or names a backend that cannot take the
+    /// query: `native` (default) lets the native least-loaded router decide; `reject` answers 503.
+    #[serde(default)]
+    pub on_filter_error: FilterErrorPolicy,
+}
+
+/// One slot of the filter chain.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// The slot's name (`[a-z0-9_-]`): names its cache namespace, logs and metrics.
+    pub slot: String,
+    /// `builtin:query-count`, `builtin:stochastic`, `builtin:routing-rules`, or a path to a
+    /// `.wasm` component built for the `sluice:filter/router` world.
+    pub module: String,
+    /// Configuration handed to the filter's `init`, as JSON.
+    #[serde(default)]
+    pub config: serde_yaml::Value,
+}
+
+/// What happens when a filter fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterErrorPolicy {
+    /// The native least-loaded router picks a backend of the current group.
+    #[default]
+    Native,
+    /// The query fails with 503.
+    Reject,
+}
+
+/// Sandbox limits of the Wasm filters.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FiltersConfig {
+    /// Time limit of one `route` call (default 50 ms).
+    #[serde(default = "defaults::filter_timeout")]
+    pub timeout_ms: u64,
+    /// Time limit of `init` (default 2000 ms).
+    #[serde(default = "defaults::filter_init_timeout")]
+    pub init_timeout_ms: u64,
+    /// Linear memory a filter instance may grow to (default 32 MiB).
+    #[serde(default = "defaults::filter_memory")]
+    pub memory_limit_mb: u64,
+    /// Initialised instances kept ready per slot (default 16).
+    #[serde(default = "defaults::filter_pool")]
+    pub pool_size: usize,
+    /// Where compiled modules are cached; default `$XDG_CACHE_HOME/sluice/modules` (or
+    /// `~/.cache/sluice/modules`). `""` turns the disk cache off.
+    #[serde(default)]
+    pub cache_dir: Option<String>,
 }
 
 /// Query-state cache tiers.
@@ -274,6 +332,25 @@ mod defaults {
     pub fn log_level() -> String {
         "info".into()
     }
+    pub fn chain() -> Vec<super::SlotConfig> {
+        vec![super::SlotConfig {
+            slot: "query-count".into(),
+            module: "builtin:query-count".into(),
+            config: serde_yaml::Value::Null,
+        }]
+    }
+    pub fn filter_timeout() -> u64 {
+        50
+    }
+    pub fn filter_init_timeout() -> u64 {
+        2000
+    }
+    pub fn filter_memory() -> u64 {
+        32
+    }
+    pub fn filter_pool() -> usize {
+        16
+    }
 }
 
 macro_rules! default_from_serde {
@@ -292,7 +369,8 @@ default_from_serde!(
     HealthConfig,
     MetricNames,
     ProxyConfig,
-    LogConfig
+    LogConfig,
+    FiltersConfig
 );
 
 impl Default for Config {
@@ -396,6 +474,83 @@ impl Config {
                     at: Spot::Key(needle),
                 });
             }
+        }
+        let mut slots = BTreeSet::new();
+        for (i, slot) in self.routing.chain.iter().enumerate() {
+            let at = |field: &str, msg: String| Invalid {
+                text: format!("routing.chain[{i}].{field}: {msg}"),
+                at: Spot::Text(slot.slot.clone()),
+            };
+            let valid = !slot.slot.is_empty()
+                && slot.slot.len() <= 64
+                && slot.slot.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !valid {
+                return Err(at(
+                    "slot",
+                    format!(
+                        "'{}' must be 1-64 characters of a-z, 0-9, '-' and '_'",
+                        slot.slot
+                    ),
+                ));
+            }
+            if !slots.insert(slot.slot.as_str()) {
+                return Err(at("slot", format!("'{}' is used twice", slot.slot)));
+            }
+            if let Some(name) = slot.module.strip_prefix("builtin:") {
+                if !crate::filters::builtin::NAMES.contains(&name) {
+                    return Err(at(
+                        "module",
+                        format!(
+                            "unknown builtin '{name}' (builtins: {})",
+                            crate::filters::builtin::NAMES.join(", ")
+                        ),
+                    ));
+                }
+            } else if !slot.module.ends_with(".wasm") {
+                return Err(at(
+                    "module",
+                    format!(
+                        "'{}' must be builtin:NAME or a path to a .wasm file",
+                        slot.module
+                    ),
+                ));
+            }
+        }
+        for (field, value, needle) in [
+            ("filters.timeout_ms", self.filters.timeout_ms, "timeout_ms"),
+            (
+                "filters.init_timeout_ms",
+                self.filters.init_timeout_ms,
+                "init_timeout_ms",
+            ),
+            (
+                "filters.memory_limit_mb",
+                self.filters.memory_limit_mb,
+                "memory_limit_mb",
+            ),
+            (
+                "filters.pool_size",
+                self.filters.pool_size as u64,
+                "pool_size",
+            ),
+        ] {
+            if value == 0 {
+                return Err(Invalid {
+                    text: format!("{field}: must be greater than 0"),
+                    at: Spot::Key(needle),
+                });
+            }
+        }
+        if self.filters.memory_limit_mb > crate::filters::MAX_MEMORY_MB {
+            return Err(Invalid {
+                text: format!(
+                    "filters.memory_limit_mb: at most {} MiB",
+                    crate::filters::MAX_MEMORY_MB
+                ),
+                at: Spot::Key("memory_limit_mb"),
+            });
         }
         for (field, paths) in [
             ("proxy.extra_paths", &self.proxy.extra_paths),

@@ -80,6 +80,7 @@ impl HealthPoller {
             health: Health::Unhealthy,
             running_queries: 0,
             queued_queries: 0,
+            user_queued: Default::default(),
             reason: Some(reason),
             checked_at: now,
         };
@@ -106,10 +107,24 @@ impl HealthPoller {
                 Err(e) => return unhealthy(format!("/metrics: {e}")),
             },
         };
+        let user_queued = match backend.stats_source {
+            StatsSource::UiApi if queued > 0 => {
+                self.user_queued(backend).await.unwrap_or_else(|e| {
+                    tracing::debug!(
+                        backend = backend.name(),
+                        error = e,
+                        "no per-user queued counts"
+                    );
+                    Default::default()
+                })
+            }
+            _ => Default::default(),
+        };
         BackendStatus {
             health: Health::Healthy,
             running_queries: running,
             queued_queries: queued,
+            user_queued,
             reason: None,
             checked_at: now,
         }
@@ -126,6 +141,30 @@ impl HealthPoller {
                 .ok_or_else(|| format!("no numeric '{field}'"))
         };
         Ok((count("runningQueries")?, count("queuedQueries")?))
+    }
+
+    /// Queued queries per user, from the UI's query list.
+    async fn user_queued(
+        &self,
+        backend: &Backend,
+    ) -> Result<std::collections::HashMap<String, u32>, String> {
+        let body = self.get(backend, "/ui/api/query?state=QUEUED").await?;
+        let list: Vec<serde_json::Value> =
+            serde_json::from_slice(&body).map_err(|e| format!("not a JSON list: {e}"))?;
+        let mut counts = std::collections::HashMap::new();
+        for q in &list {
+            if q.get("state").and_then(|s| s.as_str()) != Some("QUEUED") {
+                continue;
+            }
+            let user = q
+                .pointer("/session/user")
+                .or_else(|| q.get("sessionUser"))
+                .and_then(|u| u.as_str());
+            if let Some(u) = user {
+                *counts.entry(u.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
     }
 
     async fn metrics_stats(&self, backend: &Backend) -> Result<(u32, u32), String> {

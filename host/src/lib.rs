@@ -12,7 +12,8 @@
 //! | [`error`] | the data-path error enum; each variant maps to one HTTP status and a Trino-style JSON body |
 //! | [`cluster`] | the backends, their routing groups, and each backend's lock-free health/stats snapshot |
 //! | [`health`] | the background poller: `GET /v1/info` plus running/queued counts, PENDING → HEALTHY/UNHEALTHY |
-//! | [`routing`] | [`routing::QueryRequest`] → [`routing::Decision`]: the [`routing::Router`] seam and the native least-loaded router |
+//! | [`routing`] | [`routing::QueryRequest`] → [`routing::Decision`]: the [`routing::Router`] seam, the native least-loaded router, SQL object extraction |
+//! | [`filters`] | the Wasm filter chain: wasmtime engine, sandboxed slots, host imports, builtin filters |
 //! | [`cache`] | where a query lives: query id → backend and routing group (L1 moka today) |
 //! | [`proxy`] | the hyper listener: classify a request, extract the query id, forward it streamed, header hygiene |
 //! | [`admin`] | the admin listener: `/healthz`, `/readyz`, read-only backend status |
@@ -31,7 +32,7 @@
 //! 3. A follow-up is a cache lookup and a streamed forward to the owning backend. An id nobody knows
 //!    is a 404, never a guess.
 //! 4. Everything else goes to a healthy backend of the default group.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod cache;
@@ -39,6 +40,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod fake_trino;
+pub mod filters;
 pub mod health;
 pub mod proxy;
 pub mod routing;

@@ -188,10 +188,13 @@ impl Proxy {
                 .await;
         }
 
-        let request = QueryRequest::from_http(&parts.headers, &sql);
+        let mut request = QueryRequest::from_http(&parts.headers, &sql);
+        if self.routing.wants_sql_objects() {
+            request.extract_sql_objects();
+        }
         let mut excluded: Vec<String> = Vec::new();
         loop {
-            let choice = self.routing.choose(&request, &excluded)?;
+            let choice = self.routing.choose(&request, &excluded).await?;
             let sent = self
                 .forwarder
                 .send(&choice.backend, &parts, full_body(sql.clone()), forwarded)

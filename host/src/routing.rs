@@ -4,6 +4,8 @@
 //!
 //! The native [`LeastLoaded`] router is the default today; a chain of Wasm filters implements the
 //! same [`Router`] trait.
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,6 +16,11 @@ use rand::RngExt;
 use crate::cluster::{Backend, Cluster};
 use crate::config::RoutingConfig;
 use crate::error::GatewayError;
+
+pub mod sql;
+
+/// A boxed future, for the object-safe [`Router`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Longest query text handed to a router; longer text is cut and flagged.
 pub const MAX_QUERY_TEXT: usize = 64 * 1024;
@@ -47,6 +54,12 @@ pub struct QueryRequest {
     pub query_text: String,
     /// Whether `query_text` was cut.
     pub query_text_truncated: bool,
+    /// Catalogs the statement uses (filled by [`QueryRequest::extract_sql_objects`]).
+    pub catalogs: Vec<String>,
+    /// Schemas as `catalog.schema`.
+    pub schemas: Vec<String>,
+    /// Tables as `catalog.schema.table`.
+    pub tables: Vec<String>,
 }
 
 impl QueryRequest {
@@ -84,7 +97,29 @@ impl QueryRequest {
                 .collect(),
             query_text,
             query_text_truncated: truncated,
+            catalogs: Vec::new(),
+            schemas: Vec::new(),
+            tables: Vec::new(),
         }
+    }
+
+    /// Parse the SQL and fill `catalogs`, `schemas` and `tables`, qualified with the session's
+    /// `X-Trino-Catalog` / `X-Trino-Schema`.
+    pub fn extract_sql_objects(&mut self) {
+        let header = |name: &str| {
+            self.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let objects = sql::objects(
+            &self.query_text,
+            header("x-trino-catalog"),
+            header("x-trino-schema"),
+        );
+        self.catalogs = objects.catalogs;
+        self.schemas = objects.schemas;
+        self.tables = objects.tables;
     }
 }
 
@@ -138,7 +173,14 @@ pub struct RouteContext<'a> {
 /// The routing seam: a decision for a new query.
 pub trait Router: Send + Sync {
     /// Decide where `req` goes.
-    fn route(&self, req: &QueryRequest, ctx: &RouteContext<'_>) -> Decision;
+    fn route<'a>(&'a self, req: &'a QueryRequest, ctx: RouteContext<'a>)
+        -> BoxFuture<'a, Decision>;
+
+    /// Whether this router reads the catalogs/schemas/tables of the query (parsing costs time,
+    /// so the proxy only parses the SQL for routers that look at it).
+    fn wants_sql_objects(&self) -> bool {
+        false
+    }
 }
 
 /// Native router: the least-loaded routable backend of the group (running + queued as last
@@ -147,11 +189,16 @@ pub trait Router: Send + Sync {
 pub struct LeastLoaded;
 
 impl Router for LeastLoaded {
-    fn route(&self, _req: &QueryRequest, ctx: &RouteContext<'_>) -> Decision {
-        match least_loaded(ctx.cluster, ctx.group, ctx.exclude) {
+    fn route<'a>(
+        &'a self,
+        _req: &'a QueryRequest,
+        ctx: RouteContext<'a>,
+    ) -> BoxFuture<'a, Decision> {
+        let decision = match least_loaded(ctx.cluster, ctx.group, ctx.exclude) {
             Some(b) => Decision::RouteTo(b.name().to_string()),
             None => Decision::Pass,
-        }
+        };
+        Box::pin(std::future::ready(decision))
     }
 }
 
@@ -212,8 +259,17 @@ impl Routing {
         &self.cluster
     }
 
+    /// Whether the current router wants [`QueryRequest::extract_sql_objects`].
+    pub fn wants_sql_objects(&self) -> bool {
+        self.router.load().wants_sql_objects()
+    }
+
     /// Choose a backend for a new query, skipping `exclude`.
-    pub fn choose(&self, req: &QueryRequest, exclude: &[String]) -> Result<Choice, GatewayError> {
+    pub async fn choose(
+        &self,
+        req: &QueryRequest,
+        exclude: &[String],
+    ) -> Result<Choice, GatewayError> {
         let mut group = req
             .routing_group
             .clone()
@@ -226,7 +282,8 @@ impl Routing {
             cluster: &self.cluster,
             exclude,
         };
-        match self.router.load().route(req, &ctx) {
+        let router = self.router.load_full();
+        match router.route(req, ctx).await {
             Decision::RouteTo(name) => match self.cluster.get(&name) {
                 Some(b) if b.is_routable() && !exclude.contains(&name) => {
                     b.note_routed();
@@ -320,6 +377,7 @@ mod tests {
             health,
             running_queries: running,
             queued_queries: queued,
+            user_queued: Default::default(),
             reason: None,
             checked_at: None,
         });
@@ -343,6 +401,7 @@ mod tests {
         let config = RoutingConfig {
             default_group: "adhoc".into(),
             strict_groups: strict,
+            ..RoutingConfig::default()
         };
         Routing::new(cluster, config, Box::new(LeastLoaded))
     }
@@ -354,37 +413,48 @@ mod tests {
         }
     }
 
-    #[test]
-    fn header_group_and_default_group() {
+    #[tokio::test]
+    async fn header_group_and_default_group() {
         let r = routing(false);
         assert_eq!(
-            r.choose(&req(Some("etl")), &[]).unwrap().backend.name(),
+            r.choose(&req(Some("etl")), &[])
+                .await
+                .unwrap()
+                .backend
+                .name(),
             "etl-1"
         );
-        assert_eq!(r.choose(&req(None), &[]).unwrap().group, "adhoc");
+        assert_eq!(r.choose(&req(None), &[]).await.unwrap().group, "adhoc");
     }
 
-    #[test]
-    fn unknown_group_is_a_client_error_naming_it() {
-        let err = routing(false).choose(&req(Some("nope")), &[]).unwrap_err();
+    #[tokio::test]
+    async fn unknown_group_is_a_client_error_naming_it() {
+        let err = routing(false)
+            .choose(&req(Some("nope")), &[])
+            .await
+            .unwrap_err();
         assert!(matches!(err, GatewayError::UnknownGroup(ref g) if g == "nope"));
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 
-    #[test]
-    fn least_loaded_wins_and_routed_queries_count_until_the_next_poll() {
+    #[tokio::test]
+    async fn least_loaded_wins_and_routed_queries_count_until_the_next_poll() {
         let r = routing(false);
         set(r.cluster(), "adhoc-1", Health::Healthy, 5, 0);
         set(r.cluster(), "adhoc-2", Health::Healthy, 2, 1);
         // adhoc-2 has 3, adhoc-1 has 5: the next three go to adhoc-2, then they tie.
         for _ in 0..2 {
-            assert_eq!(r.choose(&req(None), &[]).unwrap().backend.name(), "adhoc-2");
+            assert_eq!(
+                r.choose(&req(None), &[]).await.unwrap().backend.name(),
+                "adhoc-2"
+            );
         }
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..20 {
             *seen
                 .entry(
                     r.choose(&req(None), &[])
+                        .await
                         .unwrap()
                         .backend
                         .name()
@@ -395,50 +465,60 @@ mod tests {
         assert!(seen.len() == 2, "a burst spreads over both: {seen:?}");
     }
 
-    #[test]
-    fn unhealthy_pending_inactive_and_excluded_are_never_chosen() {
+    #[tokio::test]
+    async fn unhealthy_pending_inactive_and_excluded_are_never_chosen() {
         let r = routing(true);
         set(r.cluster(), "adhoc-1", Health::Unhealthy, 0, 0);
         set(r.cluster(), "adhoc-2", Health::Pending, 0, 0);
-        let err = r.choose(&req(None), &[]).unwrap_err();
+        let err = r.choose(&req(None), &[]).await.unwrap_err();
         assert!(matches!(err, GatewayError::NoHealthyBackend(ref g) if g == "adhoc"));
 
         let r = routing(true);
         for _ in 0..50 {
-            let c = r.choose(&req(None), &["adhoc-1".to_string()]).unwrap();
+            let c = r
+                .choose(&req(None), &["adhoc-1".to_string()])
+                .await
+                .unwrap();
             assert_eq!(c.backend.name(), "adhoc-2");
         }
         set(r.cluster(), "etl-1", Health::Unhealthy, 0, 0);
         // etl-off is healthy but inactive
-        let err = r.choose(&req(Some("etl")), &[]).unwrap_err();
+        let err = r.choose(&req(Some("etl")), &[]).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(err.to_string().contains("'etl'"));
     }
 
-    #[test]
-    fn empty_group_falls_back_to_default_unless_strict() {
+    #[tokio::test]
+    async fn empty_group_falls_back_to_default_unless_strict() {
         let r = routing(false);
         set(r.cluster(), "etl-1", Health::Unhealthy, 0, 0);
-        let c = r.choose(&req(Some("etl")), &[]).unwrap();
+        let c = r.choose(&req(Some("etl")), &[]).await.unwrap();
         assert_eq!(c.group, "adhoc");
         assert!(c.backend.name().starts_with("adhoc-"));
     }
 
     struct Fixed(Decision);
     impl Router for Fixed {
-        fn route(&self, _: &QueryRequest, _: &RouteContext<'_>) -> Decision {
-            self.0.clone()
+        fn route<'a>(
+            &'a self,
+            _: &'a QueryRequest,
+            _: RouteContext<'a>,
+        ) -> BoxFuture<'a, Decision> {
+            Box::pin(std::future::ready(self.0.clone()))
         }
     }
 
-    #[test]
-    fn router_decisions_are_applied_and_checked() {
+    #[tokio::test]
+    async fn router_decisions_are_applied_and_checked() {
         let r = routing(false);
         r.set_router(Box::new(Fixed(Decision::UseGroup("etl".into()))));
-        assert_eq!(r.choose(&req(None), &[]).unwrap().backend.name(), "etl-1");
+        assert_eq!(
+            r.choose(&req(None), &[]).await.unwrap().backend.name(),
+            "etl-1"
+        );
 
         r.set_router(Box::new(Fixed(Decision::RouteTo("etl-off".into()))));
-        let c = r.choose(&req(None), &[]).unwrap();
+        let c = r.choose(&req(None), &[]).await.unwrap();
         assert!(
             c.backend.name().starts_with("adhoc-"),
             "inactive pick is overruled"
@@ -448,7 +528,7 @@ mod tests {
             status: 429,
             message: "slow down".into(),
         })));
-        let err = r.choose(&req(None), &[]).unwrap_err();
+        let err = r.choose(&req(None), &[]).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
     }
 

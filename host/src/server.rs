@@ -19,9 +19,21 @@ use crate::admin::Admin;
 use crate::cache::QueryLocator;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::filters::cache::FilterCache;
 use crate::health::HealthPoller;
 use crate::proxy::Proxy;
-use crate::routing::{LeastLoaded, Routing};
+use crate::routing::{LeastLoaded, Router, Routing};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener problem.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// A routing filter could not be loaded.
+    #[error("{0}")]
+    Filter(String),
+}
 use crate::Body;
 
 /// A running gateway.
@@ -41,7 +53,7 @@ impl Gateway {
         config: Config,
         listener: TcpListener,
         admin_listener: TcpListener,
-    ) -> std::io::Result<Gateway> {
+    ) -> Result<Gateway, StartError> {
         let proxy_addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -50,10 +62,20 @@ impl Gateway {
 
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
         let locator = Arc::new(QueryLocator::new(&config.cache.l1));
+        let filter_cache = Arc::new(FilterCache::default());
+        let router: Box<dyn Router> = if config.routing.chain.is_empty() {
+            Box::new(LeastLoaded)
+        } else {
+            Box::new(
+                crate::filters::load_chain(&config, cluster.clone(), &filter_cache)
+                    .await
+                    .map_err(StartError::Filter)?,
+            )
+        };
         let routing = Arc::new(Routing::new(
             cluster.clone(),
             config.routing.clone(),
-            Box::new(LeastLoaded),
+            router,
         ));
         let proxy = Arc::new(Proxy::new(routing, locator.clone(), config.proxy.clone()));
         let admin = Arc::new(Admin {

@@ -1,0 +1,92 @@
+//! Routing policy as sandboxed WebAssembly components.
+//!
+//! - [`bindings`]: the one host-side `bindgen!` of the `sluice:filter/router` world (`wit/`).
+//! - [`engine`]: the process-wide engine (pooling allocator, epoch interruption) and compilation
+//!   with an in-memory and an on-disk cache keyed by content hash.
+//! - [`host`]: the imports a filter gets — its cache namespace, the cluster view, the log — and a
+//!   WASI context that grants nothing.
+//! - [`slot`]: one loaded filter: `InstancePre`, a pool of initialised instances, limits per call.
+//! - [`chain`]: the ordered slots as a [`crate::routing::Router`], with the fallback on failure.
+//! - [`cache`]: the namespaced cache behind the WIT `cache` interface.
+//! - [`builtin`]: the filters shipped in the binary.
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::config::Config;
+
+pub mod bindings;
+pub mod builtin;
+pub mod cache;
+pub mod chain;
+pub mod engine;
+pub mod host;
+pub mod slot;
+
+pub use chain::FilterChain;
+pub use slot::{LoadContext, LoadedFilter};
+
+/// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
+pub const MAX_MEMORY_MB: u64 = 512;
+
+/// Why a filter call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    /// The filter trapped (a panic, an unreachable, a bad host call).
+    #[error("filter '{slot}' trapped in {step}: {message}")]
+    Trap {
+        slot: String,
+        step: &'static str,
+        message: String,
+    },
+    /// The filter ran past its epoch deadline.
+    #[error("filter '{slot}' timed out in {step} (limit {limit_ms} ms)")]
+    Timeout {
+        slot: String,
+        step: &'static str,
+        limit_ms: u64,
+    },
+    /// The filter tried to grow its memory past the limit.
+    #[error("filter '{slot}' ran out of memory in {step}")]
+    OutOfMemory { slot: String, step: &'static str },
+    /// `init` refused the slot's configuration.
+    #[error("filter '{slot}' refused its config: {message}")]
+    Init { slot: String, message: String },
+}
+
+/// Load every slot of `config.routing.chain`. Any slot that fails to load is an error naming the
+/// slot: the gateway does not start half-configured.
+pub async fn load_chain(
+    config: &Config,
+    cluster: Arc<Cluster>,
+    cache: &Arc<cache::FilterCache>,
+) -> Result<FilterChain, String> {
+    let env = slot::LoadContext {
+        cluster: cluster.clone(),
+        cache: cache.clone(),
+        limits: slot::Limits::from_config(&config.filters),
+        disk_cache: engine::cache_dir(config.filters.cache_dir.as_deref()),
+    };
+    let mut slots = Vec::new();
+    for s in &config.routing.chain {
+        let fail = |e: String| format!("routing.chain slot '{}' ({}): {e}", s.slot, s.module);
+        let bytes: std::borrow::Cow<[u8]> = match s.module.strip_prefix("builtin:") {
+            Some(name) => builtin::bytes(name)
+                .ok_or_else(|| fail(format!("no builtin filter '{name}'")))?
+                .into(),
+            None => std::fs::read(&s.module)
+                .map_err(|e| fail(format!("cannot read the module: {e}")))?
+                .into(),
+        };
+        let config_json = serde_json::to_string(&s.config)
+            .map_err(|e| fail(format!("config is not JSON-compatible: {e}")))?;
+        let filter = LoadedFilter::load(&env, &s.slot, &s.module, &bytes, config_json)
+            .await
+            .map_err(fail)?;
+        slots.push(filter);
+    }
+    Ok(FilterChain::new(
+        slots,
+        config.routing.on_filter_error,
+        cluster,
+    ))
+}
