@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cache::QueryLocator;
 use crate::cluster::Cluster;
+use crate::filters::FilterChain;
 use crate::{full_body, Body};
 
 /// What the admin endpoints report on.
@@ -18,6 +19,8 @@ pub struct Admin {
     pub locator: Arc<QueryLocator>,
     /// Set once the first health round is done; cleared on shutdown.
     pub ready: Arc<AtomicBool>,
+    /// The routing filter chain, if one is configured.
+    pub chain: Option<Arc<FilterChain>>,
 }
 
 impl Admin {
@@ -42,6 +45,7 @@ impl Admin {
                 }
             }
             "/api/v1/backends" => reply(StatusCode::OK, json!(self.backends())),
+            "/api/v1/filters" => reply(StatusCode::OK, json!(self.filters())),
             "/api/v1/status" => reply(
                 StatusCode::OK,
                 json!({
@@ -57,6 +61,31 @@ impl Admin {
                 json!({"error": format!("no admin endpoint {other}")}),
             ),
         }
+    }
+
+    fn filters(&self) -> Vec<serde_json::Value> {
+        let Some(chain) = &self.chain else {
+            return Vec::new();
+        };
+        chain
+            .slots()
+            .iter()
+            .map(|f| {
+                let loaded = f
+                    .loaded_at
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as u64)
+                    .unwrap_or(0);
+                json!({
+                    "slot": &*f.slot,
+                    "module": f.module,
+                    "sha256": &*f.sha256,
+                    "loaded_at": loaded,
+                    "idle_instances": f.idle_instances(),
+                    "stats": f.stats,
+                })
+            })
+            .collect()
     }
 
     fn backends(&self) -> Vec<serde_json::Value> {

@@ -276,6 +276,22 @@ impl Fake {
                     None => self.unknown(id),
                 }
             }
+            (&Method::GET, ["ui", "api", "query"]) => {
+                let wanted: Vec<String> =
+                    form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                        .filter(|(k, _)| k == "state")
+                        .map(|(_, v)| v.to_ascii_uppercase())
+                        .collect();
+                let queries = self.queries.lock().unwrap();
+                let list: Vec<Value> = queries
+                    .iter()
+                    .filter(|(_, q)| {
+                        wanted.is_empty() || wanted.iter().any(|w| w == q.state.as_str())
+                    })
+                    .map(|(id, q)| query_info(id, q, &base))
+                    .collect();
+                json_resp(StatusCode::OK, Value::Array(list))
+            }
             (&Method::PUT, ["ui", "api", "query", id, "killed" | "preempted"]) => self.cancel(id),
             (&Method::GET, ["ui", "query.html"]) => {
                 let id = parts.uri.query().unwrap_or("");

@@ -183,6 +183,19 @@ pub trait Router: Send + Sync {
     }
 }
 
+impl<R: Router + ?Sized> Router for Arc<R> {
+    fn route<'a>(
+        &'a self,
+        req: &'a QueryRequest,
+        ctx: RouteContext<'a>,
+    ) -> BoxFuture<'a, Decision> {
+        (**self).route(req, ctx)
+    }
+    fn wants_sql_objects(&self) -> bool {
+        (**self).wants_sql_objects()
+    }
+}
+
 /// Native router: the least-loaded routable backend of the group (running + queued as last
 /// polled, plus queries sent since); ties are broken at random so bursts spread.
 #[derive(Debug, Default)]

@@ -63,14 +63,18 @@ impl Gateway {
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
         let locator = Arc::new(QueryLocator::new(&config.cache.l1));
         let filter_cache = Arc::new(FilterCache::default());
-        let router: Box<dyn Router> = if config.routing.chain.is_empty() {
-            Box::new(LeastLoaded)
+        let chain = if config.routing.chain.is_empty() {
+            None
         } else {
-            Box::new(
+            Some(Arc::new(
                 crate::filters::load_chain(&config, cluster.clone(), &filter_cache)
                     .await
                     .map_err(StartError::Filter)?,
-            )
+            ))
+        };
+        let router: Box<dyn Router> = match &chain {
+            Some(c) => Box::new(c.clone()),
+            None => Box::new(LeastLoaded),
         };
         let routing = Arc::new(Routing::new(
             cluster.clone(),
@@ -82,6 +86,7 @@ impl Gateway {
             cluster: cluster.clone(),
             locator,
             ready: ready.clone(),
+            chain,
         });
 
         let mut tasks = Vec::new();
