@@ -82,6 +82,7 @@ impl Admin {
                     "sha256": &*f.sha256,
                     "loaded_at": loaded,
                     "idle_instances": f.idle_instances(),
+                    "wants_sql_objects": f.wants_sql_objects(),
                     "stats": f.stats,
                 })
             })

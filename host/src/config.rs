@@ -143,7 +143,8 @@ pub struct FiltersConfig {
     /// Linear memory a filter instance may grow to (default 32 MiB).
     #[serde(default = "defaults::filter_memory")]
     pub memory_limit_mb: u64,
-    /// Initialised instances kept ready per slot (default 16).
+    /// Initialised instances kept ready per slot (default 16). `0` creates a fresh instance, and
+    /// runs `init`, for every call: full isolation between requests, at a measured cost.
     #[serde(default = "defaults::filter_pool")]
     pub pool_size: usize,
     /// Where compiled modules are cached; default `$XDG_CACHE_HOME/sluice/modules` (or

@@ -218,15 +218,18 @@ impl Router for LeastLoaded {
 /// The least-loaded routable backend of `group`, not in `exclude`.
 pub fn least_loaded(cluster: &Cluster, group: &str, exclude: &[String]) -> Option<Arc<Backend>> {
     let backends = cluster.backends();
-    let candidates: Vec<&Arc<Backend>> = backends
+    // read each estimate once: other requests update them concurrently
+    let candidates: Vec<(u64, &Arc<Backend>)> = backends
         .iter()
         .filter(|b| b.group() == group && b.is_routable())
         .filter(|b| !exclude.iter().any(|e| e == b.name()))
+        .map(|b| (b.load_estimate(), b))
         .collect();
-    let min = candidates.iter().map(|b| b.load_estimate()).min()?;
-    let best: Vec<&&Arc<Backend>> = candidates
+    let min = candidates.iter().map(|(load, _)| *load).min()?;
+    let best: Vec<&Arc<Backend>> = candidates
         .iter()
-        .filter(|b| b.load_estimate() == min)
+        .filter(|(load, _)| *load == min)
+        .map(|(_, b)| *b)
         .collect();
     let pick = if best.len() == 1 {
         0

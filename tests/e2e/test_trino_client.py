@@ -154,3 +154,35 @@ def test_example_configs_pass_check_config():
         out = subprocess.run([sluice_bin(), "check-config", str(path)], capture_output=True, text=True, timeout=20)
         assert out.returncode == 0, (path, out.stderr)
         assert "OK" in out.stdout
+
+
+def test_routing_rules_filter_routes_by_source_and_tags(procs, tmp_path):
+    fakes = {n: Fake(n) for n in ("adhoc-1", "etl-1", "special-1")}
+    procs.extend(fakes.values())
+    chain = (
+        "[{ slot: rules, module: 'builtin:routing-rules', config: { rules: ["
+        "{ name: special, priority: 10, when: { source: airflow, client_tags: [label=special] }, group: etl-special },"
+        "{ name: airflow, when: { source: airflow }, group: etl } ] } },"
+        " { slot: balance, module: 'builtin:query-count' }]"
+    )
+    cfg = write_config(
+        tmp_path,
+        [("adhoc-1", "adhoc", fakes["adhoc-1"].url), ("etl-1", "etl", fakes["etl-1"].url), ("special-1", "etl-special", fakes["special-1"].url)],
+        routing=f"{{ default_group: adhoc, chain: {chain} }}",
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+
+    def cluster_of(**kwargs):
+        conn = trino.dbapi.connect(host=gw.host, port=gw.port, user="bob", max_attempts=1, **kwargs)
+        cur = conn.cursor()
+        cur.execute("SELECT 1")
+        return {r[1] for r in cur.fetchall()}
+
+    assert cluster_of(source="airflow") == {"etl-1"}
+    assert cluster_of(source="airflow", client_tags=["label=special"]) == {"special-1"}
+    assert cluster_of(source="trino-cli") == {"adhoc-1"}
+    filters = http_json("GET", gw.admin + "/api/v1/filters")[1]
+    assert [f["slot"] for f in filters] == ["rules", "balance"]
+    assert all(f["stats"]["traps"] == 0 and f["stats"]["calls"] >= 3 for f in filters)
+    assert sum(f.stats()["unknown_query_requests"] for f in fakes.values()) == 0

@@ -2,16 +2,14 @@
 //! string) picks the misbehaviour: `"spin"` loops forever, `"bomb"` allocates until it runs out of
 //! memory, `"trap"` panics, `"ghost"` routes to a backend that does not exist, `"unhealthy"`
 //! routes to the first unhealthy backend, `"reject-init"` fails `init`, `"spin-init"` loops in
-//! `init`, `"leak"` remembers the previous request's user in a static and rejects with it,
-//! `"fine"` passes.
+//! `init`, `"echo-user"` rejects users named `reject-*` (403) and passes the rest, `"fine"` passes.
 use std::sync::Mutex;
 
-use sluice_filter_sdk::{export_filter, Ctx, Decision, Health, QueryRequest, Rejection};
+use sluice_filter_sdk::{export_filter, Ctx, Decision, Health, InitInfo, QueryRequest};
 
 static MODE: Mutex<String> = Mutex::new(String::new());
-static LAST_USER: Mutex<Option<String>> = Mutex::new(None);
 
-fn init(config: &str) -> Result<(), String> {
+fn init(config: &str) -> Result<InitInfo, String> {
     let mode = config.trim().trim_matches('"').to_string();
     match mode.as_str() {
         "reject-init" => return Err("hostile filter refuses this config".into()),
@@ -21,7 +19,9 @@ fn init(config: &str) -> Result<(), String> {
         _ => {}
     }
     *MODE.lock().unwrap() = mode;
-    Ok(())
+    Ok(InitInfo {
+        wants_sql_objects: false,
+    })
 }
 
 fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
@@ -48,13 +48,13 @@ fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
             .find(|b| b.health != Health::Healthy)
             .map(|b| Decision::RouteTo(b.name))
             .unwrap_or(Decision::Pass),
-        "leak" => {
-            let previous = LAST_USER.lock().unwrap().replace(req.user.clone().unwrap_or_default());
-            match previous {
-                Some(p) => Decision::Reject(Rejection { status: 418, message: format!("previous user: {p}") }),
-                None => Decision::Pass,
-            }
-        }
+        "echo-user" => match &req.user {
+            Some(u) if u.starts_with("reject-") => Decision::Reject(sluice_filter_sdk::Rejection {
+                status: 403,
+                message: format!("user {u} is not allowed"),
+            }),
+            _ => Decision::Pass,
+        },
         _ => Decision::Pass,
     }
 }

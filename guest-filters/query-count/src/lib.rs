@@ -11,7 +11,7 @@
 //! about the health poll interval.
 use std::sync::OnceLock;
 
-use sluice_filter_sdk::{export_filter, Backend, Ctx, Decision, QueryRequest};
+use sluice_filter_sdk::{export_filter, Backend, Ctx, Decision, InitInfo, QueryRequest};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,9 +26,11 @@ fn default_window() -> u32 {
 
 static CONFIG: OnceLock<Config> = OnceLock::new();
 
-fn init(config: &str) -> Result<(), String> {
+fn init(config: &str) -> Result<InitInfo, String> {
     let parsed: Config = if config.trim().is_empty() || config.trim() == "null" {
-        Config { window_seconds: default_window() }
+        Config {
+            window_seconds: default_window(),
+        }
     } else {
         serde_json::from_str(config).map_err(|e| format!("query-count config: {e}"))?
     };
@@ -36,39 +38,48 @@ fn init(config: &str) -> Result<(), String> {
         return Err("query-count config: window_seconds must be at least 1".into());
     }
     let _ = CONFIG.set(parsed);
-    Ok(())
-}
-
-/// The ordering key of a backend: (user queued, queued, running), each including recent decisions.
-fn load(b: &Backend, user: Option<&str>, ctx: &Ctx) -> (i64, i64, i64) {
-    let routed = ctx.counter(&format!("routed:{}", b.name));
-    let user_routed = user
-        .map(|u| ctx.counter(&format!("routed:{}:{u}", b.name)))
-        .unwrap_or(0);
-    (
-        b.user_queued_queries as i64 + user_routed,
-        b.queued_queries as i64 + routed,
-        b.running_queries as i64,
-    )
+    Ok(InitInfo {
+        wants_sql_objects: false,
+    })
 }
 
 fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
     let user = req.user.as_deref();
-    let Some(best) = ctx
-        .routable_backends()
-        .into_iter()
-        .map(|b| (load(&b, user, ctx), b))
-        .min_by(|(a, _), (b, _)| a.cmp(b))
-        .map(|(_, b)| b)
-    else {
+    let backends: Vec<Backend> = ctx.routable_backends();
+    if backends.is_empty() {
         return Decision::Pass;
-    };
-    let window = CONFIG.get().map(|c| c.window_seconds).unwrap_or(default_window());
-    ctx.increment(&format!("routed:{}", best.name), 1, window);
-    if let Some(u) = user {
-        ctx.increment(&format!("routed:{}:{u}", best.name), 1, window);
     }
-    Decision::RouteTo(best.name)
+    // one cache round trip for every counter: per backend, then per backend and user
+    let mut keys: Vec<String> = backends
+        .iter()
+        .map(|b| format!("routed:{}", b.name))
+        .collect();
+    if let Some(u) = user {
+        keys.extend(backends.iter().map(|b| format!("routed:{}:{u}", b.name)));
+    }
+    let counts = ctx.counters(&keys);
+    let n = backends.len();
+    // the ordering key: (user queued, queued, running), each including recent decisions
+    let load = |i: usize, b: &Backend| {
+        let user_routed = if user.is_some() { counts[n + i] } else { 0 };
+        (
+            b.user_queued_queries as i64 + user_routed,
+            b.queued_queries as i64 + counts[i],
+            b.running_queries as i64,
+        )
+    };
+    let best = (0..n)
+        .min_by_key(|&i| load(i, &backends[i]))
+        .expect("at least one backend");
+    let window = CONFIG
+        .get()
+        .map(|c| c.window_seconds)
+        .unwrap_or(default_window());
+    ctx.increment(&keys[best], 1, window);
+    if user.is_some() {
+        ctx.increment(&keys[n + best], 1, window);
+    }
+    Decision::RouteTo(backends[best].name.clone())
 }
 
 export_filter!(route, init = init);

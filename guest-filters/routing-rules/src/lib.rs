@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use regex::Regex;
-use sluice_filter_sdk::{export_filter, Ctx, Decision, QueryRequest};
+use sluice_filter_sdk::{export_filter, Ctx, Decision, InitInfo, QueryRequest};
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +90,15 @@ static RULES: OnceLock<Rules> = OnceLock::new();
 
 fn compile(rule: &str, field: &str, pattern: &str) -> Result<Regex, String> {
     // anchored: a pattern must match the whole value unless it says otherwise with .*
-    let anchored = if field == "query" { pattern.to_string() } else { format!("^(?:{pattern})$") };
+    let anchored = if field == "query" {
+        pattern.to_string()
+    } else {
+        format!("^(?:{pattern})$")
+    };
     Regex::new(&anchored).map_err(|e| format!("rule '{rule}': {field}: {e}"))
 }
 
-fn init(config: &str) -> Result<(), String> {
+fn init(config: &str) -> Result<InitInfo, String> {
     let raw: RawConfig =
         serde_json::from_str(config).map_err(|e| format!("routing-rules config: {e}"))?;
     let mut ordered: Vec<(usize, RawRule)> = raw.rules.into_iter().enumerate().collect();
@@ -113,7 +117,12 @@ fn init(config: &str) -> Result<(), String> {
             headers: w
                 .headers
                 .iter()
-                .map(|(k, v)| Ok((k.to_ascii_lowercase(), compile(name, &format!("headers.{k}"), v)?)))
+                .map(|(k, v)| {
+                    Ok((
+                        k.to_ascii_lowercase(),
+                        compile(name, &format!("headers.{k}"), v)?,
+                    ))
+                })
                 .collect::<Result<_, String>>()?,
             group: r.group,
             user: w.user,
@@ -124,12 +133,21 @@ fn init(config: &str) -> Result<(), String> {
             tables: w.tables,
         });
     }
-    let _ = RULES.set(Rules { default_group: raw.default_group, rules });
-    Ok(())
+    let wants_sql_objects = rules
+        .iter()
+        .any(|r| !r.catalogs.is_empty() || !r.schemas.is_empty() || !r.tables.is_empty());
+    let _ = RULES.set(Rules {
+        default_group: raw.default_group,
+        rules,
+    });
+    Ok(InitInfo { wants_sql_objects })
 }
 
 fn any_of(wanted: &[String], used: &[String]) -> bool {
-    wanted.is_empty() || wanted.iter().any(|w| used.iter().any(|u| u.eq_ignore_ascii_case(w)))
+    wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| used.iter().any(|u| u.eq_ignore_ascii_case(w)))
 }
 
 impl Rule {
@@ -139,12 +157,19 @@ impl Rule {
         self.user.as_deref().is_none_or(|u| u == user)
             && self.user_regex.as_ref().is_none_or(|r| r.is_match(user))
             && self.source.as_deref().is_none_or(|s| s == source)
-            && self.source_regex.as_ref().is_none_or(|r| r.is_match(source))
+            && self
+                .source_regex
+                .as_ref()
+                .is_none_or(|r| r.is_match(source))
             && self.client_tags.iter().all(|t| req.client_tags.contains(t))
-            && self.headers.iter().all(|(name, r)| {
-                req.headers.iter().any(|(k, v)| k == name && r.is_match(v))
-            })
-            && self.query.as_ref().is_none_or(|r| r.is_match(&req.query_text))
+            && self
+                .headers
+                .iter()
+                .all(|(name, r)| req.headers.iter().any(|(k, v)| k == name && r.is_match(v)))
+            && self
+                .query
+                .as_ref()
+                .is_none_or(|r| r.is_match(&req.query_text))
             && any_of(&self.catalogs, &req.catalogs)
             && any_of(&self.schemas, &req.schemas)
             && any_of(&self.tables, &req.tables)

@@ -34,7 +34,9 @@ pub mod bindings {
 pub use wit_bindgen::rt as __wit_bindgen_rt;
 
 pub use bindings::sluice::filter::log::Level;
-pub use bindings::sluice::filter::types::{Backend, Decision, Health, QueryRequest, Rejection};
+pub use bindings::sluice::filter::types::{
+    Backend, Decision, Health, InitInfo, QueryRequest, Rejection,
+};
 
 use bindings::sluice::filter::{cache, cluster, log};
 
@@ -92,12 +94,22 @@ impl Ctx {
         cache::increment(key, delta, ttl_seconds)
     }
 
+    /// Several values in one call.
+    pub fn cache_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        cache::get_many(keys)
+    }
+
     /// A counter's current value (0 when absent).
     pub fn counter(&self, key: &str) -> i64 {
-        cache::get(key)
-            .and_then(|v| String::from_utf8(v).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+        parse_counter(cache::get(key))
+    }
+
+    /// Several counters in one call (0 for each absent one).
+    pub fn counters(&self, keys: &[String]) -> Vec<i64> {
+        cache::get_many(keys)
+            .into_iter()
+            .map(parse_counter)
+            .collect()
     }
 
     /// Write a line to the gateway's log.
@@ -106,19 +118,32 @@ impl Ctx {
     }
 }
 
+fn parse_counter(v: Option<Vec<u8>>) -> i64 {
+    v.and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Export a routing function (and optionally an init function) as this component's filter.
 ///
-/// `route: fn(&QueryRequest, &Ctx) -> Decision`; `init: fn(&str) -> Result<(), String>` receives
-/// the slot's configuration as JSON, once, when the filter is loaded.
+/// `route: fn(&QueryRequest, &Ctx) -> Decision`; `init: fn(&str) -> Result<InitInfo, String>`
+/// receives the slot's configuration as JSON, once per instance, when the filter is loaded.
+/// Without an init function the filter takes any config and is handed the SQL objects; with
+/// `sql_objects = false` it is not (the gateway then skips parsing the SQL for it).
 #[macro_export]
 macro_rules! export_filter {
     ($route:path) => {
         $crate::export_filter!($route, init = $crate::no_init);
     };
+    ($route:path, sql_objects = false) => {
+        $crate::export_filter!($route, init = $crate::no_init_no_sql);
+    };
     ($route:path, init = $init:path) => {
         struct __SluiceFilter;
         impl $crate::bindings::Guest for __SluiceFilter {
-            fn init(config: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+            fn init(
+                config: ::std::string::String,
+            ) -> ::std::result::Result<$crate::InitInfo, ::std::string::String> {
                 $init(&config)
             }
             fn route(req: $crate::QueryRequest, group: ::std::string::String) -> $crate::Decision {
@@ -131,6 +156,15 @@ macro_rules! export_filter {
 }
 
 /// The init function of filters that take no configuration: accepts anything.
-pub fn no_init(_config: &str) -> Result<(), String> {
-    Ok(())
+pub fn no_init(_config: &str) -> Result<InitInfo, String> {
+    Ok(InitInfo {
+        wants_sql_objects: true,
+    })
+}
+
+/// Like [`no_init`], for filters that never read the SQL objects.
+pub fn no_init_no_sql(_config: &str) -> Result<InitInfo, String> {
+    Ok(InitInfo {
+        wants_sql_objects: false,
+    })
 }

@@ -19,4 +19,4 @@ fn route(_req: &QueryRequest, ctx: &Ctx) -> Decision {
     }
 }
 
-export_filter!(route);
+export_filter!(route, sql_objects = false);

@@ -91,6 +91,6 @@ impl Router for FilterChain {
     }
 
     fn wants_sql_objects(&self) -> bool {
-        !self.slots.is_empty()
+        self.slots.iter().any(|s| s.wants_sql_objects())
     }
 }

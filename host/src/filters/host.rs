@@ -81,6 +81,9 @@ impl cache::Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.cache.get(&key)
     }
+    async fn get_many(&mut self, keys: Vec<String>) -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|k| self.cache.get(k)).collect()
+    }
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
         if !self.cache.set(&key, &value, ttl_seconds) {
             tracing::warn!(

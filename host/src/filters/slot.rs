@@ -1,7 +1,7 @@
 //! One loaded filter: a compiled component, its `InstancePre`, and a pool of instances whose
 //! `init` already ran. Every call runs under the slot's memory limit and an epoch deadline; an
 //! instance that trapped (or timed out, or ran out of memory) is thrown away, never reused.
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,7 @@ pub struct LoadedFilter {
     cache: Namespace,
     limits: Limits,
     idle: Mutex<Vec<Instance>>,
+    wants_sql_objects: AtomicBool,
     /// Counters.
     pub stats: SlotStats,
 }
@@ -123,10 +124,14 @@ impl LoadedFilter {
             cluster: env.cluster.clone(),
             limits: env.limits.clone(),
             idle: Mutex::new(Vec::new()),
+            wants_sql_objects: AtomicBool::new(true),
             stats: SlotStats::default(),
         });
+        // init runs now, so a config the filter refuses is a load error
         let first = filter.instantiate().await.map_err(|e| e.to_string())?;
-        filter.idle.lock().unwrap().push(first);
+        if filter.limits.pool_size > 0 {
+            filter.idle.lock().unwrap().push(first);
+        }
         tracing::info!(slot, module, sha256 = &*filter.sha256, compiled = ?source, "filter loaded");
         Ok(filter)
     }
@@ -153,7 +158,9 @@ impl LoadedFilter {
             )
         })?;
         match router.call_init(&mut store, &self.config_json).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(info)) => self
+                .wants_sql_objects
+                .store(info.wants_sql_objects, Ordering::Relaxed),
             Ok(Err(msg)) => {
                 return Err(FilterError::Init {
                     slot: self.slot.to_string(),
@@ -194,6 +201,7 @@ impl LoadedFilter {
         {
             Ok(decision) => {
                 inst.store.data_mut().user = None;
+                // pool_size 0: a fresh instance (and init) for every call
                 let mut idle = self.idle.lock().unwrap();
                 if idle.len() < self.limits.pool_size {
                     idle.push(inst);
@@ -216,6 +224,11 @@ impl LoadedFilter {
             _ => &self.stats.traps,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether `route` reads the catalogs/schemas/tables (as `init` said).
+    pub fn wants_sql_objects(&self) -> bool {
+        self.wants_sql_objects.load(Ordering::Relaxed)
     }
 
     /// Instances ready in the pool.
