@@ -9,6 +9,17 @@
 //! - [`chain`]: the ordered slots as a [`crate::routing::Router`], with the fallback on failure.
 //! - [`cache`]: the namespaced cache behind the WIT `cache` interface.
 //! - [`builtin`]: the filters shipped in the binary.
+//!
+//! # Instances: pooled, measured
+//!
+//! `init` runs once per instance, never per request. Each slot keeps up to `filters.pool_size`
+//! initialised instances; a call takes one, runs `route` under the deadline and memory limit, and
+//! puts it back — unless the call failed, in which case the instance is dropped. Measured
+//! (`cargo bench --bench routing`): a pooled call costs 2–9 µs, a fresh instance plus `init` per
+//! call 25–40 µs. What the host hands a call (the request, the user) is cleared after it; what a
+//! filter keeps in its own statics lives as long as its instance, as module-level state does in a
+//! serverless function, so state meant to be shared belongs in the cache. `pool_size: 0` gives
+//! every call a fresh instance for filters that need strict isolation.
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
