@@ -103,7 +103,7 @@ pub fn compile(
         return Ok((hash, c.clone(), Source::Memory));
     }
     check_kind(bytes)?;
-    let file = disk.map(|d| d.join(format!("{hash}-wasmtime-{}.cwasm", wasmtime_version())));
+    let file = disk.map(|d| d.join(format!("{hash}-{}.cwasm", engine_fingerprint())));
     let mut source = Source::Compiled;
     let mut component = None;
     if let Some(f) = file.as_deref().filter(|f| f.exists()) {
@@ -151,9 +151,15 @@ fn check_kind(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-fn wasmtime_version() -> &'static str {
-    // the crate version the host was built with (Cargo.lock pins it)
-    "48"
+/// Identifies the wasmtime build and engine settings an artifact is valid for.
+fn engine_fingerprint() -> &'static str {
+    static FINGERPRINT: OnceLock<String> = OnceLock::new();
+    FINGERPRINT.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine().precompile_compatibility_hash().hash(&mut h);
+        format!("wasmtime-{:016x}", h.finish())
+    })
 }
 
 fn store_compiled(component: &Component, file: &std::path::Path) -> std::io::Result<()> {
@@ -208,7 +214,7 @@ mod tests {
             assert_eq!(files.len(), 1);
             // a second process would find it on disk; this one finds it in memory
             assert_eq!(compile(bytes, Some(&dir)).unwrap().2, Source::Memory);
-            let f = dir.join(format!("{hash}-wasmtime-48.cwasm"));
+            let f = dir.join(format!("{hash}-{}.cwasm", engine_fingerprint()));
             assert!(deserialize(&f).is_ok());
         }
         let _ = std::fs::remove_dir_all(dir);
