@@ -184,6 +184,27 @@ async fn decisions() {
         let rate = (per_task * 8) as f64 / started.elapsed().as_secs_f64();
         println!("| {label}, 8 concurrent tasks | {rate:.0} decisions/s | |");
     }
+    {
+        // the fixed cost of one call: a filter that returns `pass` at once
+        let env = LoadContext {
+            cluster: cluster.clone(),
+            cache: Arc::new(FilterCache::default()),
+            limits: Limits::from_config(&FiltersConfig::default()),
+            disk_cache: None,
+        };
+        let bytes = std::fs::read(env!("SLUICE_HOSTILE_WASM")).unwrap();
+        let f = LoadedFilter::load(&env, "fine", "fine", &bytes, "\"fine\"".into())
+            .await
+            .unwrap();
+        let mut ns = Vec::new();
+        for _ in 0..n {
+            let t = Instant::now();
+            f.route(&req, "adhoc").await.unwrap();
+            ns.push(t.elapsed().as_nanos() as u64);
+        }
+        let (p50, p99) = percentiles(ns);
+        println!("| wasm no-op filter (call overhead) | {p50:.2} | {p99:.2} |");
+    }
     let mut ns = Vec::with_capacity(n);
     for _ in 0..n {
         let mut r = req.clone();
