@@ -21,6 +21,8 @@ pub struct Admin {
     pub ready: Arc<AtomicBool>,
     /// The routing filter chain, if one is configured.
     pub chain: Option<Arc<FilterChain>>,
+    /// Metrics served on `/metrics`.
+    pub registry: Arc<prometheus_client::registry::Registry>,
 }
 
 impl Admin {
@@ -43,6 +45,37 @@ impl Admin {
                         json!({"status": "not ready", "reason": "first health check not finished, or shutting down"}),
                     )
                 }
+            }
+            "/metrics" => {
+                let mut text = String::new();
+                if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry)
+                {
+                    return reply(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        json!({"error": e.to_string()}),
+                    );
+                }
+                let mut resp = Response::new(full_body(text));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static(
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    ),
+                );
+                resp
+            }
+            "/api/v1/cache" => {
+                let m = self.locator.tiers().metrics();
+                use crate::cache::metrics::Tier;
+                let tier = |t: Tier| json!({"hits": m.lookups(t, true), "misses": m.lookups(t, false), "errors": m.errors(t), "skipped": m.skipped(t)});
+                reply(
+                    StatusCode::OK,
+                    json!({
+                        "l1_entries": self.locator.l1_entries(),
+                        "l2_healthy": self.locator.tiers().l2_healthy(),
+                        "l1": tier(Tier::L1), "l2": tier(Tier::L2), "l3": tier(Tier::L3), "search": tier(Tier::Search),
+                    }),
+                )
             }
             "/api/v1/backends" => reply(StatusCode::OK, json!(self.backends())),
             "/api/v1/filters" => reply(StatusCode::OK, json!(self.filters())),

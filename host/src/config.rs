@@ -160,6 +160,55 @@ pub struct CacheConfig {
     /// The in-process tier.
     #[serde(default)]
     pub l1: L1Config,
+    /// The shared tier (Valkey or Redis), for several instances.
+    #[serde(default)]
+    pub valkey: ValkeyConfig,
+    /// Asking every backend for a query id no tier knows.
+    #[serde(default)]
+    pub search: SearchConfig,
+}
+
+/// The shared Valkey/Redis tier.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValkeyConfig {
+    /// Use it (default false: a single instance needs no Valkey).
+    #[serde(default)]
+    pub enabled: bool,
+    /// `redis://host:6379/0`, `rediss://` for TLS; `redis://:password@host/db` or `password`.
+    #[serde(default = "defaults::valkey_url")]
+    pub url: String,
+    /// Password (overrides one in the URL), e.g. `${VALKEY_PASSWORD}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// TTL of every key Sluice writes (default 86400 s).
+    #[serde(default = "defaults::valkey_ttl")]
+    pub ttl_seconds: u64,
+    /// Time limit of one operation (default 50 ms); past it the tier is marked down.
+    #[serde(default = "defaults::valkey_timeout")]
+    pub timeout_ms: u64,
+    /// Time between two PINGs (default 1000 ms): how fast a recovered server is used again.
+    #[serde(default = "defaults::valkey_health")]
+    pub health_check_interval_ms: u64,
+    /// Multiplexed connections (default 2).
+    #[serde(default = "defaults::valkey_pool")]
+    pub pool_size: usize,
+}
+
+/// Searching the backends for an unknown query id.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Ask every active backend `GET /v1/query/{id}` when no tier knows the id (default true).
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Time limit of the search (default 1000 ms).
+    #[serde(default = "defaults::search_timeout")]
+    pub timeout_ms: u64,
+    /// How long an id nobody owns is remembered as unknown (default 5000 ms), so a flood of bogus
+    /// ids cannot fan out to the clusters.
+    #[serde(default = "defaults::negative_ttl")]
+    pub negative_ttl_ms: u64,
 }
 
 /// The in-process (moka) tier.
@@ -333,6 +382,27 @@ mod defaults {
     pub fn log_level() -> String {
         "info".into()
     }
+    pub fn valkey_url() -> String {
+        "redis://127.0.0.1:6379/0".into()
+    }
+    pub fn valkey_ttl() -> u64 {
+        86_400
+    }
+    pub fn valkey_timeout() -> u64 {
+        50
+    }
+    pub fn valkey_health() -> u64 {
+        1000
+    }
+    pub fn valkey_pool() -> usize {
+        2
+    }
+    pub fn search_timeout() -> u64 {
+        1000
+    }
+    pub fn negative_ttl() -> u64 {
+        5000
+    }
     pub fn chain() -> Vec<super::SlotConfig> {
         vec![super::SlotConfig {
             slot: "query-count".into(),
@@ -371,7 +441,9 @@ default_from_serde!(
     MetricNames,
     ProxyConfig,
     LogConfig,
-    FiltersConfig
+    FiltersConfig,
+    ValkeyConfig,
+    SearchConfig
 );
 
 impl Default for Config {
@@ -517,6 +589,38 @@ impl Config {
                         slot.module
                     ),
                 ));
+            }
+        }
+        let v = &self.cache.valkey;
+        if v.enabled {
+            if !(v.url.starts_with("redis://")
+                || v.url.starts_with("rediss://")
+                || v.url.starts_with("valkey://")
+                || v.url.starts_with("valkeys://"))
+            {
+                return Err(Invalid {
+                    text: format!(
+                        "cache.valkey.url: '{}' must start with redis:// or rediss://",
+                        v.url
+                    ),
+                    at: Spot::Key("url"),
+                });
+            }
+            for (field, value) in [
+                ("cache.valkey.ttl_seconds", v.ttl_seconds),
+                ("cache.valkey.timeout_ms", v.timeout_ms),
+                (
+                    "cache.valkey.health_check_interval_ms",
+                    v.health_check_interval_ms,
+                ),
+                ("cache.valkey.pool_size", v.pool_size as u64),
+            ] {
+                if value == 0 {
+                    return Err(Invalid {
+                        text: format!("{field}: must be greater than 0"),
+                        at: Spot::Key("valkey"),
+                    });
+                }
             }
         }
         for (field, value, needle) in [

@@ -99,6 +99,7 @@ struct Counters {
     requests: AtomicU64,
     queries_created: AtomicU64,
     unknown_query_requests: AtomicU64,
+    search_probes: AtomicU64,
     cancelled: AtomicU64,
 }
 
@@ -170,6 +171,11 @@ impl FakeTrino {
             .counters
             .unknown_query_requests
             .load(Ordering::Relaxed)
+    }
+
+    /// Owner searches (`GET /v1/query/{id}` from a gateway's backend search) for ids it does not own.
+    pub fn search_probes(&self) -> u64 {
+        self.fake.counters.search_probes.load(Ordering::Relaxed)
     }
 
     /// Queries created here.
@@ -273,6 +279,14 @@ impl Fake {
             {
                 match self.with_query(id, |q| query_info(id, q, &base)) {
                     Some(v) => json_resp(StatusCode::OK, v),
+                    // a gateway asking every cluster who owns an id is not a mis-routed request
+                    None if parts
+                        .headers
+                        .contains_key(crate::cache::search::SEARCH_HEADER) =>
+                    {
+                        self.counters.search_probes.fetch_add(1, Ordering::Relaxed);
+                        text(StatusCode::NOT_FOUND, &format!("Query not found: {id}"))
+                    }
                     None => self.unknown(id),
                 }
             }
@@ -312,6 +326,7 @@ impl Fake {
                         "requests": self.counters.requests.load(Ordering::Relaxed),
                         "queries_created": self.counters.queries_created.load(Ordering::Relaxed),
                         "unknown_query_requests": self.counters.unknown_query_requests.load(Ordering::Relaxed),
+                        "search_probes": self.counters.search_probes.load(Ordering::Relaxed),
                         "cancelled": self.counters.cancelled.load(Ordering::Relaxed),
                         "running": running,
                         "queued": queued,

@@ -16,13 +16,17 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::Admin;
-use crate::cache::QueryLocator;
+use crate::cache::l2_redis::L2;
+use crate::cache::metrics::CacheMetrics;
+use crate::cache::search::BackendSearch;
+use crate::cache::{QueryLocator, TieredCache};
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::filters::cache::FilterCache;
 use crate::health::HealthPoller;
 use crate::proxy::Proxy;
 use crate::routing::{LeastLoaded, Router, Routing};
+use prometheus_client::registry::Registry;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +37,9 @@ pub enum StartError {
     /// A routing filter could not be loaded.
     #[error("{0}")]
     Filter(String),
+    /// A setting could not be applied.
+    #[error("{0}")]
+    Config(String),
 }
 use crate::Body;
 
@@ -61,8 +68,24 @@ impl Gateway {
         let grace = Duration::from_millis(config.proxy.shutdown_grace_ms);
 
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
-        let locator = Arc::new(QueryLocator::new(&config.cache.l1));
-        let filter_cache = Arc::new(FilterCache::default());
+        let mut registry = Registry::with_prefix("");
+        let cache_metrics = CacheMetrics::default();
+        cache_metrics.register(&mut registry);
+        let l2 = if config.cache.valkey.enabled {
+            Some(L2::start(&config.cache.valkey, shutdown_rx.clone()).map_err(StartError::Config)?)
+        } else {
+            None
+        };
+        let tiers = Arc::new(TieredCache::new(&config.cache, l2.clone(), cache_metrics));
+        let search = config.cache.search.enabled.then(|| {
+            BackendSearch::new(
+                cluster.clone(),
+                Duration::from_millis(config.cache.search.timeout_ms),
+                config.health.user.clone(),
+            )
+        });
+        let locator = Arc::new(QueryLocator::new(&config.cache, tiers.clone(), search));
+        let filter_cache = Arc::new(FilterCache::new(tiers.clone(), l2.is_some()));
         let chain = if config.routing.chain.is_empty() {
             None
         } else {
@@ -87,6 +110,7 @@ impl Gateway {
             locator,
             ready: ready.clone(),
             chain,
+            registry: Arc::new(registry),
         });
 
         let mut tasks = Vec::new();

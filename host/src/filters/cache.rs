@@ -1,51 +1,38 @@
-//! The cache filters see through the WIT `cache` interface: every key lives under
-//! `sluice:filter:{slot}:`, so a filter never reaches another slot's keys or the gateway's own
-//! (`sluice:query:…`). Entries carry their own TTL. In-process for now; the shared tiers come
-//! behind the same calls.
+//! The cache filters see through the WIT `cache` interface: the gateway's [`TieredCache`] under
+//! the prefix `sluice:filter:{slot}:`, so a filter never reaches another slot's keys or the
+//! gateway's own (`sluice:query:…`).
+//!
+//! Coherence across instances: counters (`increment`) live in L2 when it is up, so every instance
+//! adds to the same number; other values are kept in L1 for at most [`L1_TTL_SHARED`] when an L2
+//! exists, so a value set on one instance is seen by the others within a second.
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use moka::sync::Cache;
-use moka::Expiry;
+use bytes::Bytes;
+
+use crate::cache::TieredCache;
+use crate::config::CacheConfig;
 
 /// Largest TTL a filter may ask for (a day); 0 means "the default of 5 minutes".
 const MAX_TTL: Duration = Duration::from_secs(86_400);
 const DEFAULT_TTL: Duration = Duration::from_secs(300);
+/// Longest an L1 copy of a filter value is trusted when an L2 is shared with other instances.
+pub const L1_TTL_SHARED: Duration = Duration::from_secs(1);
 /// Largest key and value a filter may store.
 pub const MAX_KEY: usize = 512;
 pub const MAX_VALUE: usize = 64 * 1024;
 
-#[derive(Clone)]
-struct Entry {
-    value: Arc<[u8]>,
-    ttl: Duration,
-}
-
-struct PerEntry;
-
-impl Expiry<String, Entry> for PerEntry {
-    fn expire_after_create(&self, _: &String, e: &Entry, _: Instant) -> Option<Duration> {
-        Some(e.ttl)
-    }
-    fn expire_after_update(
-        &self,
-        _: &String,
-        e: &Entry,
-        _: Instant,
-        _: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(e.ttl)
-    }
-}
-
 /// The store behind every slot's namespace.
 pub struct FilterCache {
-    entries: Cache<String, Entry>,
+    tiers: Arc<TieredCache>,
+    shared: bool,
 }
 
 impl Default for FilterCache {
+    /// An in-process cache (no L2), for tests and tools.
     fn default() -> Self {
-        Self::new(100_000)
+        let tiers = TieredCache::new(&CacheConfig::default(), None, Default::default());
+        Self::new(Arc::new(tiers), false)
     }
 }
 
@@ -58,14 +45,9 @@ fn ttl(seconds: u32) -> Duration {
 }
 
 impl FilterCache {
-    /// A cache holding at most `capacity` filter keys.
-    pub fn new(capacity: u64) -> Self {
-        Self {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(PerEntry)
-                .build(),
-        }
+    /// Filter keys in `tiers`; `shared` when an L2 is configured.
+    pub fn new(tiers: Arc<TieredCache>, shared: bool) -> Self {
+        Self { tiers, shared }
     }
 
     /// The namespace of one slot.
@@ -76,9 +58,17 @@ impl FilterCache {
         }
     }
 
-    /// Whether a full key (with its namespace prefix) is present (for tests and status).
+    /// Whether L1 holds a full key (with its namespace prefix): for tests and status.
     pub fn contains_full_key(&self, key: &str) -> bool {
-        self.entries.contains_key(key)
+        self.tiers.l1_contains(key)
+    }
+
+    fn l1_ttl(&self, ttl: Duration) -> Duration {
+        if self.shared {
+            ttl.min(L1_TTL_SHARED)
+        } else {
+            ttl
+        }
     }
 }
 
@@ -95,24 +85,42 @@ impl Namespace {
     }
 
     /// Read a value.
-    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.cache
-            .entries
-            .get(&self.key(key)?)
-            .map(|e| e.value.to_vec())
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let k = self.key(key)?;
+        let c = &self.cache;
+        c.tiers
+            .get(&k, c.l1_ttl(DEFAULT_TTL))
+            .await
+            .map(|(v, _)| v.to_vec())
     }
 
-    /// Write a value; over-long keys or values are dropped (and logged by the caller).
-    pub fn set(&self, key: &str, value: &[u8], ttl_seconds: u32) -> bool {
+    /// Read several values in one round trip.
+    pub async fn get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        let full: Vec<Option<String>> = keys.iter().map(|k| self.key(k)).collect();
+        let valid: Vec<String> = full.iter().flatten().cloned().collect();
+        let c = &self.cache;
+        let mut found = c
+            .tiers
+            .get_many(&valid, c.l1_ttl(DEFAULT_TTL))
+            .await
+            .into_iter();
+        full.iter()
+            .map(|k| {
+                k.as_ref()
+                    .and_then(|_| found.next().flatten().map(|b: Bytes| b.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Write a value; over-long keys or values are refused (false).
+    pub async fn set(&self, key: &str, value: &[u8], ttl_seconds: u32) -> bool {
         match self.key(key) {
             Some(k) if value.len() <= MAX_VALUE => {
-                self.cache.entries.insert(
-                    k,
-                    Entry {
-                        value: value.into(),
-                        ttl: ttl(ttl_seconds),
-                    },
-                );
+                let t = ttl(ttl_seconds);
+                let c = &self.cache;
+                c.tiers
+                    .set(&k, Bytes::copy_from_slice(value), c.l1_ttl(t), t)
+                    .await;
                 true
             }
             _ => false,
@@ -120,32 +128,23 @@ impl Namespace {
     }
 
     /// Remove a key.
-    pub fn delete(&self, key: &str) {
+    pub async fn delete(&self, key: &str) {
         if let Some(k) = self.key(key) {
-            self.cache.entries.invalidate(&k);
+            self.cache.tiers.delete(&k).await;
         }
     }
 
     /// Atomically add `delta` to a decimal counter, creating it at 0; returns the new value.
-    pub fn increment(&self, key: &str, delta: i64, ttl_seconds: u32) -> i64 {
-        let Some(k) = self.key(key) else { return 0 };
-        let ttl = ttl(ttl_seconds);
-        let mut result = 0;
-        self.cache.entries.entry(k).and_compute_with(|current| {
-            let now = current
-                .and_then(|e| {
-                    std::str::from_utf8(&e.into_value().value)
-                        .ok()
-                        .and_then(|s| s.parse::<i64>().ok())
-                })
-                .unwrap_or(0);
-            result = now.saturating_add(delta);
-            moka::ops::compute::Op::Put(Entry {
-                value: result.to_string().into_bytes().into(),
-                ttl,
-            })
-        });
-        result
+    pub async fn increment(&self, key: &str, delta: i64, ttl_seconds: u32) -> i64 {
+        match self.key(key) {
+            Some(k) => {
+                self.cache
+                    .tiers
+                    .increment(&k, delta, ttl(ttl_seconds))
+                    .await
+            }
+            None => 0,
+        }
     }
 }
 
@@ -153,59 +152,63 @@ impl Namespace {
 mod tests {
     use super::*;
 
-    #[test]
-    fn slots_do_not_see_each_other() {
+    #[tokio::test]
+    async fn slots_do_not_see_each_other() {
         let cache = Arc::new(FilterCache::default());
         let (a, b) = (cache.namespace("a"), cache.namespace("b"));
-        assert!(a.set("k", b"from a", 60));
-        assert_eq!(a.get("k").as_deref(), Some(&b"from a"[..]));
-        assert_eq!(b.get("k"), None);
+        assert!(a.set("k", b"from a", 60).await);
+        assert_eq!(a.get("k").await.as_deref(), Some(&b"from a"[..]));
+        assert_eq!(b.get("k").await, None);
         assert!(cache.contains_full_key("sluice:filter:a:k"));
         // no key a filter can name escapes its prefix
-        assert_eq!(a.get("../b:k"), None);
-        assert_eq!(b.get(":k"), None);
+        assert_eq!(a.get("../b:k").await, None);
+        assert_eq!(b.get(":k").await, None);
+        assert_eq!(
+            a.get_many(&["k".into(), "x".into()]).await,
+            vec![Some(b"from a".to_vec()), None]
+        );
     }
 
-    #[test]
-    fn increment_is_atomic_and_counts_from_zero() {
+    #[tokio::test]
+    async fn increment_is_atomic_and_counts_from_zero() {
         let cache = Arc::new(FilterCache::default());
         let ns = cache.namespace("q");
-        let threads: Vec<_> = (0..8)
+        let tasks: Vec<_> = (0..8)
             .map(|_| {
                 let ns = ns.clone();
-                std::thread::spawn(move || {
+                tokio::spawn(async move {
                     for _ in 0..1000 {
-                        ns.increment("n", 1, 60);
+                        ns.increment("n", 1, 60).await;
                     }
                 })
             })
             .collect();
-        for t in threads {
-            t.join().unwrap();
+        for t in tasks {
+            t.await.unwrap();
         }
-        assert_eq!(ns.increment("n", 0, 60), 8000);
-        assert_eq!(ns.increment("m", -3, 60), -3);
+        assert_eq!(ns.increment("n", 0, 60).await, 8000);
+        assert_eq!(ns.increment("m", -3, 60).await, -3);
     }
 
-    #[test]
-    fn limits_and_delete() {
+    #[tokio::test]
+    async fn limits_and_delete() {
         let cache = Arc::new(FilterCache::default());
         let ns = cache.namespace("x");
-        assert!(!ns.set(&"k".repeat(MAX_KEY + 1), b"v", 1));
-        assert!(!ns.set("k", &vec![0; MAX_VALUE + 1], 1));
-        ns.set("k", b"v", 60);
-        ns.delete("k");
-        assert_eq!(ns.get("k"), None);
+        assert!(!ns.set(&"k".repeat(MAX_KEY + 1), b"v", 1).await);
+        assert!(!ns.set("k", &vec![0; MAX_VALUE + 1], 1).await);
+        ns.set("k", b"v", 60).await;
+        ns.delete("k").await;
+        assert_eq!(ns.get("k").await, None);
     }
 
-    #[test]
-    fn entries_expire_on_their_own_ttl() {
+    #[tokio::test]
+    async fn entries_expire_on_their_own_ttl() {
         let cache = Arc::new(FilterCache::default());
         let ns = cache.namespace("t");
-        ns.set("short", b"1", 1);
-        ns.set("long", b"1", 60);
-        std::thread::sleep(Duration::from_millis(1100));
-        assert_eq!(ns.get("short"), None);
-        assert!(ns.get("long").is_some());
+        ns.set("short", b"1", 1).await;
+        ns.set("long", b"1", 60).await;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(ns.get("short").await, None);
+        assert!(ns.get("long").await.is_some());
     }
 }

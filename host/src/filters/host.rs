@@ -79,13 +79,13 @@ impl types::Host for HostState {}
 
 impl cache::Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {
-        self.cache.get(&key)
+        self.cache.get(&key).await
     }
     async fn get_many(&mut self, keys: Vec<String>) -> Vec<Option<Vec<u8>>> {
-        keys.iter().map(|k| self.cache.get(k)).collect()
+        self.cache.get_many(&keys).await
     }
     async fn set(&mut self, key: String, value: Vec<u8>, ttl_seconds: u32) {
-        if !self.cache.set(&key, &value, ttl_seconds) {
+        if !self.cache.set(&key, &value, ttl_seconds).await {
             tracing::warn!(
                 slot = &*self.slot,
                 key_len = key.len(),
@@ -95,10 +95,10 @@ impl cache::Host for HostState {
         }
     }
     async fn delete(&mut self, key: String) {
-        self.cache.delete(&key)
+        self.cache.delete(&key).await
     }
     async fn increment(&mut self, key: String, delta: i64, ttl_seconds: u32) -> i64 {
-        self.cache.increment(&key, delta, ttl_seconds)
+        self.cache.increment(&key, delta, ttl_seconds).await
     }
 }
 

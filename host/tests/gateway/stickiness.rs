@@ -130,5 +130,9 @@ async fn unknown_and_malformed_ids_are_404_and_reach_no_backend() {
     assert!(fakes
         .iter()
         .all(|f| f.unknown_query_requests() == 0 && f.queries_created() == 0));
+    // one unknown id, four requests: the backend search asked each cluster once, then the
+    // negative cache answered
+    let probes: Vec<u64> = fakes.iter().map(|f| f.search_probes()).collect();
+    assert_eq!(probes, vec![1, 1, 1]);
     gw.stop().await;
 }

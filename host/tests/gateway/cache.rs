@@ -1,0 +1,151 @@
+//! The shared tier: several gateways over one Redis route every follow-up to its owner, and keep
+//! doing so when Redis dies and after it comes back.
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::*;
+
+async fn cache_stats(gw: &Gw) -> Value {
+    json(&gw.admin(Method::GET, "/api/v1/cache").await.1)
+}
+
+fn shared_config(fakes: &[(&str, &str, &str)], redis: &RedisServer) -> sluice::config::Config {
+    let mut c = config(fakes);
+    c.cache.valkey.enabled = true;
+    c.cache.valkey.url = redis.url();
+    c.cache.valkey.timeout_ms = 100;
+    c.cache.valkey.health_check_interval_ms = 100;
+    c
+}
+
+async fn wait_l2(gw: &Gw, up: bool) {
+    for _ in 0..300 {
+        if cache_stats(gw).await["l2_healthy"] == up {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L2 never became {}", if up { "up" } else { "down" });
+}
+
+/// Start a query on `a`, follow it to the end on `b`.
+async fn across(a: &Gw, b: &Gw) -> String {
+    let (status, first) = a.submit("SELECT 1", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // follow on the other instance: rewrite the gateway address in nextUri
+    let mut page = first;
+    let mut rows = Vec::new();
+    loop {
+        if let Some(d) = page["data"].as_array() {
+            rows.extend(d.iter().cloned());
+        }
+        let Some(next) = page["nextUri"].as_str() else {
+            break;
+        };
+        let next = next.replace(&a.url(""), &b.url(""));
+        let (status, body) = b.call(Method::GET, &next, &[], "").await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        page = json(&body);
+    }
+    owner(&rows)
+}
+
+#[tokio::test]
+async fn follow_ups_on_another_instance_are_found_in_l2() {
+    let redis = RedisServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    for _ in 0..10 {
+        across(&a, &b).await;
+    }
+    let stats = cache_stats(&b).await;
+    assert!(stats["l2"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert_eq!(stats["search"]["hits"], 0, "{stats}");
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn redis_dies_routing_goes_on_and_recovers_by_itself() {
+    let mut redis = RedisServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    across(&a, &b).await;
+
+    redis.kill();
+    // the first request after the crash may pay one timeout; after that nobody waits on Redis
+    across(&a, &b).await;
+    wait_l2(&a, false).await;
+    wait_l2(&b, false).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        // b has never seen these queries: its L1 misses, L2 is down, the backend search finds them
+        across(&a, &b).await;
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a query took {slowest:?} with Redis down"
+    );
+    let stats = cache_stats(&b).await;
+    assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert!(stats["l2"]["skipped"].as_u64().unwrap() >= 10, "{stats}");
+
+    redis.restart().await;
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    let before = cache_stats(&b).await["l2"]["hits"].as_u64().unwrap();
+    for _ in 0..5 {
+        across(&a, &b).await;
+    }
+    let after = cache_stats(&b).await["l2"]["hits"].as_u64().unwrap();
+    assert!(
+        after >= before + 5,
+        "L2 hits did not recover: {before} -> {after}"
+    );
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_ids_searches_the_clusters_once_per_id() {
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.cache.search.negative_ttl_ms = 60_000;
+    let gw = Gw::start(cfg).await;
+    for _ in 0..50 {
+        let (status, _) = gw
+            .call(
+                Method::GET,
+                "/v1/statement/executing/20200101_000000_00001_bogus/y/1",
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        c1.search_probes(),
+        1,
+        "one search, then the negative cache answers"
+    );
+    assert_eq!(c1.unknown_query_requests(), 0);
+    gw.stop().await;
+}
