@@ -283,6 +283,7 @@ async fn end_to_end() {
             ..Config::default()
         };
         config.log.level = "warn".into();
+        config.store.url = String::new();
         if !chain {
             config.routing.chain.clear();
         }

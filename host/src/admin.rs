@@ -73,6 +73,10 @@ impl Admin {
                     json!({
                         "l1_entries": self.locator.l1_entries(),
                         "l2_healthy": self.locator.tiers().l2_healthy(),
+                        "l3_store": self.locator.tiers().l3().map(|l3| json!({
+                            "healthy": l3.is_healthy(), "queued": l3.queued(),
+                            "written": l3.written(), "dropped": l3.dropped(),
+                        })),
                         "l1": tier(Tier::L1), "l2": tier(Tier::L2), "l3": tier(Tier::L3), "search": tier(Tier::Search),
                     }),
                 )

@@ -19,6 +19,7 @@ pub mod l2_redis;
 pub mod metrics;
 pub mod search;
 
+use crate::store::{now_ms, HistoryRow, Write, L3};
 use l2_redis::{L2Error, L2};
 use metrics::{CacheMetrics, Tier};
 use search::BackendSearch;
@@ -51,10 +52,11 @@ impl Expiry<Arc<str>, L1Entry> for PerEntry {
     }
 }
 
-/// L1 → L2 for any key.
+/// L1 → L2 → L3 for any key.
 pub struct TieredCache {
     l1: moka::sync::Cache<Arc<str>, L1Entry>,
     l2: Option<Arc<L2>>,
+    l3: Option<Arc<L3>>,
     metrics: CacheMetrics,
 }
 
@@ -67,8 +69,20 @@ impl TieredCache {
                 .expire_after(PerEntry)
                 .build(),
             l2,
+            l3: None,
             metrics,
         }
+    }
+
+    /// Add the SQL tier underneath.
+    pub fn with_l3(mut self, l3: Option<Arc<L3>>) -> Self {
+        self.l3 = l3;
+        self
+    }
+
+    /// The SQL tier, if configured.
+    pub fn l3(&self) -> Option<&Arc<L3>> {
+        self.l3.as_ref()
     }
 
     /// The metrics this cache updates.
@@ -95,18 +109,47 @@ impl TieredCache {
         }
     }
 
-    /// Look `key` up: L1, then L2 (which fills L1 for `l1_ttl`).
-    pub async fn get(&self, key: &str, l1_ttl: Duration) -> Option<(Bytes, Tier)> {
+    /// Look `key` up: L1, then L2, then L3; a hit fills the tiers above it (L1 for `l1_ttl`,
+    /// L2 for `l2_ttl`).
+    pub async fn get(
+        &self,
+        key: &str,
+        l1_ttl: Duration,
+        l2_ttl: Duration,
+    ) -> Option<(Bytes, Tier)> {
         let t = Instant::now();
         if let Some(e) = self.l1.get(key) {
             self.metrics.lookup(Tier::L1, true, t.elapsed());
             return Some((e.value, Tier::L1));
         }
         self.metrics.lookup(Tier::L1, false, t.elapsed());
-        let l2 = self.l2.as_ref()?;
+        if let Some(l2) = &self.l2 {
+            let t = Instant::now();
+            if let Some(found) = self.l2_result(l2.get(key).await) {
+                self.metrics.lookup(Tier::L2, found.is_some(), t.elapsed());
+                if let Some(v) = found {
+                    let value = Bytes::from(v);
+                    self.l1.insert(
+                        key.into(),
+                        L1Entry {
+                            value: value.clone(),
+                            ttl: l1_ttl,
+                        },
+                    );
+                    return Some((value, Tier::L2));
+                }
+            }
+        }
+        let l3 = self.l3.as_ref()?;
         let t = Instant::now();
-        let found = self.l2_result(l2.get(key).await)?;
-        self.metrics.lookup(Tier::L2, found.is_some(), t.elapsed());
+        let found = match l3.get(key).await {
+            Ok(v) => v,
+            Err(_) => {
+                self.metrics.skip(Tier::L3);
+                return None;
+            }
+        };
+        self.metrics.lookup(Tier::L3, found.is_some(), t.elapsed());
         let value = Bytes::from(found?);
         self.l1.insert(
             key.into(),
@@ -115,7 +158,10 @@ impl TieredCache {
                 ttl: l1_ttl,
             },
         );
-        Some((value, Tier::L2))
+        if let Some(l2) = &self.l2 {
+            self.l2_result(l2.set(key, &value, l2_ttl).await);
+        }
+        Some((value, Tier::L3))
     }
 
     /// Several keys: L1 first, the rest from L2 in one round trip.
@@ -151,8 +197,21 @@ impl TieredCache {
         out
     }
 
-    /// Write through L1 and L2 (awaited: the value is shared before the caller goes on).
+    /// Write through L1 and L2 (awaited: the value is shared before the caller goes on), and
+    /// queue it for L3 (written in the background; `l2_ttl` is its lifetime there too).
     pub async fn set(&self, key: &str, value: Bytes, l1_ttl: Duration, l2_ttl: Duration) {
+        self.set_with(key, value, l1_ttl, l2_ttl, None).await
+    }
+
+    /// [`TieredCache::set`], plus a history row queued for L3 in the same batch.
+    pub async fn set_with(
+        &self,
+        key: &str,
+        value: Bytes,
+        l1_ttl: Duration,
+        l2_ttl: Duration,
+        history: Option<HistoryRow>,
+    ) {
         let t = Instant::now();
         self.l1.insert(
             key.into(),
@@ -162,6 +221,15 @@ impl TieredCache {
             },
         );
         self.metrics.write(Tier::L1, t.elapsed());
+        if let Some(l3) = &self.l3 {
+            let entry = Write::Entry {
+                key: key.to_string(),
+                value: value.to_vec(),
+                expires_at_ms: now_ms() + l2_ttl.as_millis() as i64,
+            };
+            l3.enqueue(std::iter::once(entry).chain(history.map(|h| Write::History(Box::new(h)))));
+            self.metrics.write(Tier::L3, Duration::ZERO);
+        }
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
             if self.l2_result(l2.set(key, &value, l2_ttl).await).is_some() {
@@ -282,7 +350,7 @@ impl QueryLocator {
     /// Where `query_id` lives, if any tier knows or a backend owns it.
     pub async fn locate(&self, query_id: &str) -> Option<QueryLocation> {
         let key = query_key(query_id);
-        if let Some((v, _)) = self.tiers.get(&key, self.l1_ttl).await {
+        if let Some((v, _)) = self.tiers.get(&key, self.l1_ttl, self.l2_ttl).await {
             if let Some(loc) = QueryLocation::decode(&v) {
                 return Some(loc);
             }
@@ -317,15 +385,21 @@ impl QueryLocator {
         }
     }
 
-    /// Remember where a new query lives (before its first response reaches the client).
+    /// Remember where a query lives.
     pub async fn remember(&self, query_id: &str, location: QueryLocation) {
+        let key = query_key(query_id);
         self.tiers
-            .set(
-                &query_key(query_id),
-                location.encode(),
-                self.l1_ttl,
-                self.l2_ttl,
-            )
+            .set(&key, location.encode(), self.l1_ttl, self.l2_ttl)
+            .await;
+    }
+
+    /// Remember a new query (before its first response reaches the client) and queue its history
+    /// row for L3.
+    pub async fn remember_new(&self, query_id: &str, location: QueryLocation, history: HistoryRow) {
+        let key = query_key(query_id);
+        let value = location.encode();
+        self.tiers
+            .set_with(&key, value, self.l1_ttl, self.l2_ttl, Some(history))
             .await;
     }
 

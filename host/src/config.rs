@@ -47,6 +47,37 @@ pub struct Config {
     /// Wasm filter sandbox limits.
     #[serde(default)]
     pub filters: FiltersConfig,
+    /// L3: the SQL store.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// L3: query mappings, history and filter modules in SQL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://sluice.db` (default; created on first start), `sqlite::memory:`,
+    /// `postgres://user:pass@host/db`, or `""` for no L3.
+    #[serde(default = "defaults::store_url")]
+    pub url: String,
+    /// Days of query history kept (default 7); older rows are pruned hourly.
+    #[serde(default = "defaults::retention_days")]
+    pub history_retention_days: u64,
+    /// Rows waiting for the database at most (default 100000); beyond, the oldest are dropped.
+    #[serde(default = "defaults::queue_capacity")]
+    pub queue_capacity: usize,
+    /// Rows per transaction (default 500).
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    /// How long rows gather before a batch is written (default 50 ms).
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval_ms: u64,
+    /// Time limit of one read (default 500 ms).
+    #[serde(default = "defaults::store_timeout")]
+    pub timeout_ms: u64,
+    /// Time between two health checks (default 1000 ms).
+    #[serde(default = "defaults::store_health")]
+    pub health_check_interval_ms: u64,
 }
 
 /// The admin listener.
@@ -382,6 +413,27 @@ mod defaults {
     pub fn log_level() -> String {
         "info".into()
     }
+    pub fn store_url() -> String {
+        "sqlite://sluice.db".into()
+    }
+    pub fn retention_days() -> u64 {
+        7
+    }
+    pub fn queue_capacity() -> usize {
+        100_000
+    }
+    pub fn batch_size() -> usize {
+        500
+    }
+    pub fn flush_interval() -> u64 {
+        50
+    }
+    pub fn store_timeout() -> u64 {
+        500
+    }
+    pub fn store_health() -> u64 {
+        1000
+    }
     pub fn valkey_url() -> String {
         "redis://127.0.0.1:6379/0".into()
     }
@@ -443,7 +495,8 @@ default_from_serde!(
     LogConfig,
     FiltersConfig,
     ValkeyConfig,
-    SearchConfig
+    SearchConfig,
+    StoreConfig
 );
 
 impl Default for Config {
@@ -589,6 +642,36 @@ impl Config {
                         slot.module
                     ),
                 ));
+            }
+        }
+        let st = &self.store;
+        if !st.url.is_empty() {
+            if !(st.url.starts_with("sqlite:")
+                || st.url.starts_with("postgres://")
+                || st.url.starts_with("postgresql://"))
+            {
+                return Err(Invalid {
+                    text: format!("store.url: '{}' must start with sqlite: or postgres:// (or be \"\" for no L3)", st.url),
+                    at: Spot::Key("url"),
+                });
+            }
+            for (field, value) in [
+                ("store.queue_capacity", st.queue_capacity as u64),
+                ("store.batch_size", st.batch_size as u64),
+                ("store.flush_interval_ms", st.flush_interval_ms),
+                ("store.timeout_ms", st.timeout_ms),
+                (
+                    "store.health_check_interval_ms",
+                    st.health_check_interval_ms,
+                ),
+                ("store.history_retention_days", st.history_retention_days),
+            ] {
+                if value == 0 {
+                    return Err(Invalid {
+                        text: format!("{field}: must be greater than 0"),
+                        at: Spot::Key("store"),
+                    });
+                }
             }
         }
         let v = &self.cache.valkey;

@@ -14,7 +14,8 @@
 //! | [`health`] | the background poller: `GET /v1/info` plus running/queued counts, PENDING → HEALTHY/UNHEALTHY |
 //! | [`routing`] | [`routing::QueryRequest`] → [`routing::Decision`]: the [`routing::Router`] seam, the native least-loaded router, SQL object extraction |
 //! | [`filters`] | the Wasm filter chain: wasmtime engine, sandboxed slots, host imports, builtin filters |
-//! | [`cache`] | where a query lives: query id → backend and routing group (L1 moka today) |
+//! | [`cache`] | where a query lives: query id → backend and group through L1 (moka), L2 (Valkey/Redis), L3 (SQL), then a search of the backends |
+//! | [`store`] | L3: SQLite/PostgreSQL with migrations, a bounded batching writer, history retention |
 //! | [`proxy`] | the hyper listener: classify a request, extract the query id, forward it streamed, header hygiene |
 //! | [`admin`] | the admin listener: `/healthz`, `/readyz`, read-only backend status |
 //! | [`server`] | wires the parts together: `Gateway::start(config, listeners, shutdown)` |
@@ -45,6 +46,7 @@ pub mod health;
 pub mod proxy;
 pub mod routing;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 
 /// The body type every Sluice response uses: streamed from a backend or built in place.

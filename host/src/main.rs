@@ -204,6 +204,8 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr, clusters: usize) -> 
     config.listen = listen;
     config.admin.listen = admin_listen;
     config.health.interval_ms = 1000;
+    // the demo keeps its L3 in memory rather than leaving a sluice.db behind
+    config.store.url = "sqlite::memory:".into();
     config.validate().map_err(|e| anyhow::anyhow!(e.text))?;
     let listener = TcpListener::bind(listen)
         .await

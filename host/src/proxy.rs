@@ -19,6 +19,7 @@ use crate::cluster::Backend;
 use crate::config::ProxyConfig;
 use crate::error::GatewayError;
 use crate::routing::{QueryRequest, Routing};
+use crate::store::{now_ms, HistoryRow};
 use crate::{full_body, Body};
 
 pub mod classify;
@@ -163,6 +164,7 @@ impl Proxy {
             })?
             .to_bytes();
 
+        let mut request = QueryRequest::from_http(&parts.headers, &sql);
         if let Some(target) = std::str::from_utf8(&sql)
             .ok()
             .and_then(kill_query::target_query_id)
@@ -184,11 +186,10 @@ impl Proxy {
                 .await
                 .map_err(ForwardError::into_gateway_error)?;
             return self
-                .first_response(&backend, &location.group, resp, forwarded)
+                .first_response(&backend, &location.group, resp, forwarded, &request)
                 .await;
         }
 
-        let mut request = QueryRequest::from_http(&parts.headers, &sql);
         if self.routing.wants_sql_objects() {
             request.extract_sql_objects();
         }
@@ -202,7 +203,7 @@ impl Proxy {
             match sent {
                 Ok(resp) => {
                     return self
-                        .first_response(&choice.backend, &choice.group, resp, forwarded)
+                        .first_response(&choice.backend, &choice.group, resp, forwarded, &request)
                         .await
                 }
                 Err(ForwardError::Connect(e)) if excluded.is_empty() => {
@@ -221,6 +222,7 @@ impl Proxy {
         group: &str,
         resp: Response<Incoming>,
         forwarded: &Forwarded,
+        request: &QueryRequest,
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = resp.into_parts();
         let mut bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
@@ -228,15 +230,21 @@ impl Proxy {
             match serde_json::from_slice::<serde_json::Value>(&bytes) {
                 Ok(v) => match v.get("id").and_then(|id| id.as_str()) {
                     Some(id) if query_id::is_query_id(id) => {
-                        self.locator
-                            .remember(
-                                id,
-                                QueryLocation {
-                                    backend: Arc::from(backend.name()),
-                                    group: Arc::from(group),
-                                },
-                            )
-                            .await;
+                        let history = HistoryRow {
+                            query_id: id.to_string(),
+                            query_text: request.query_text.clone(),
+                            user: request.user.clone(),
+                            source: request.source.clone(),
+                            routing_group: group.to_string(),
+                            backend: backend.name().to_string(),
+                            external_url: backend.config.external_url.clone(),
+                            created_at_ms: now_ms(),
+                        };
+                        let location = QueryLocation {
+                            backend: Arc::from(backend.name()),
+                            group: Arc::from(group),
+                        };
+                        self.locator.remember_new(id, location, history).await;
                         tracing::debug!(
                             query_id = id,
                             backend = backend.name(),

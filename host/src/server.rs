@@ -26,6 +26,7 @@ use crate::filters::cache::FilterCache;
 use crate::health::HealthPoller;
 use crate::proxy::Proxy;
 use crate::routing::{LeastLoaded, Router, Routing};
+use crate::store::L3;
 use prometheus_client::registry::Registry;
 
 /// Why the gateway could not start.
@@ -76,7 +77,13 @@ impl Gateway {
         } else {
             None
         };
-        let tiers = Arc::new(TieredCache::new(&config.cache, l2.clone(), cache_metrics));
+        let l3 = if config.store.url.is_empty() {
+            None
+        } else {
+            Some(L3::start(&config.store, shutdown_rx.clone()).map_err(StartError::Config)?)
+        };
+        let tiers =
+            Arc::new(TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3));
         let search = config.cache.search.enabled.then(|| {
             BackendSearch::new(
                 cluster.clone(),

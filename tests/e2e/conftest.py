@@ -99,6 +99,7 @@ def write_config(tmp_path, backends, **sections):
         lines.append(f"  - {{ name: {name}, url: '{url}', group: {group} }}")
     sections.setdefault("health", "{ interval_ms: 200, timeout_ms: 300, stats: ui_api }")
     sections.setdefault("log", "{ level: warn }")
+    sections.setdefault("store", f"{{ url: 'sqlite://{tmp_path}/sluice.db' }}")
     for key, value in sections.items():
         lines.append(f"{key}: {value}")
     path = tmp_path / "sluice.yaml"

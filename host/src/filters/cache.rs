@@ -89,7 +89,7 @@ impl Namespace {
         let k = self.key(key)?;
         let c = &self.cache;
         c.tiers
-            .get(&k, c.l1_ttl(DEFAULT_TTL))
+            .get(&k, c.l1_ttl(DEFAULT_TTL), DEFAULT_TTL)
             .await
             .map(|(v, _)| v.to_vec())
     }

@@ -149,3 +149,107 @@ async fn a_flood_of_bogus_ids_searches_the_clusters_once_per_id() {
     assert_eq!(c1.unknown_query_requests(), 0);
     gw.stop().await;
 }
+
+async fn l3_state(gw: &Gw) -> Value {
+    cache_stats(gw).await["l3_store"].clone()
+}
+
+async fn wait_drained(gw: &Gw) {
+    for _ in 0..1000 {
+        let l3 = l3_state(gw).await;
+        if l3["healthy"] == true && l3["queued"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L3 queue never drained: {}", l3_state(gw).await);
+}
+
+#[tokio::test]
+async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
+    let dir = std::env::temp_dir().join(format!("sluice-l3-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    cfg.cache.search.enabled = false; // only L3 can know
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_drained(&a).await;
+    let (_, first) = a.submit("SELECT 1", &[]).await;
+    wait_drained(&a).await;
+    assert_eq!(
+        l3_state(&a).await["written"],
+        2,
+        "the mapping and the history row"
+    );
+    let next = first["nextUri"]
+        .as_str()
+        .unwrap()
+        .replace(&a.url(""), &b.url(""));
+    let (status, _) = b.call(Method::GET, &next, &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cache_stats(&b).await["l3_store"]["healthy"], true);
+    let stats = cache_stats(&b).await;
+    assert_eq!(stats["l3_store"]["written"], 0);
+    let metrics = String::from_utf8(b.admin(Method::GET, "/metrics").await.1.to_vec()).unwrap();
+    assert!(
+        metrics.contains(r#"sluice_cache_lookups_total{tier="l3",result="hit"} 1"#),
+        "{metrics}"
+    );
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
+    let pg = PgServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut cfg = config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())]);
+    cfg.store.url = pg.url();
+    cfg.store.health_check_interval_ms = 100;
+    cfg.store.timeout_ms = 200;
+    let gw = Gw::start(cfg).await;
+    wait_drained(&gw).await;
+    let mut total = 0;
+    for _ in 0..10 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+        total += 1;
+    }
+    wait_drained(&gw).await;
+
+    pg.stop();
+    for _ in 0..20 {
+        let (status, q) = gw.submit("SELECT 1", &[]).await;
+        assert_eq!(status, StatusCode::OK, "{q}");
+        gw.drain(&q).await;
+        total += 1;
+    }
+    let mut l3 = l3_state(&gw).await;
+    for _ in 0..300 {
+        if l3["healthy"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        l3 = l3_state(&gw).await;
+    }
+    assert_eq!(l3["healthy"], false, "the store is marked down: {l3}");
+    assert!(
+        l3["queued"].as_u64().unwrap() > 0,
+        "rows wait for the database: {l3}"
+    );
+
+    pg.start_again().await;
+    wait_drained(&gw).await;
+    let l3 = l3_state(&gw).await;
+    assert_eq!(l3["dropped"], 0, "{l3}");
+    // count the rows in the database itself
+    let store = sluice::store::Store::open(&pg.url()).unwrap();
+    assert_eq!(
+        store.history_count().await.unwrap(),
+        total,
+        "every history row arrived"
+    );
+    gw.stop().await;
+}

@@ -46,6 +46,7 @@ pub fn config(backends: &[(&str, &str, &str)]) -> Config {
     };
     c.health.interval_ms = 60_000; // tests poll explicitly through the readiness signal
     c.proxy.shutdown_grace_ms = 5_000;
+    c.store.url = String::new(); // no L3 unless a test asks for one
     c
 }
 
@@ -294,4 +295,130 @@ impl Drop for RedisServer {
 pub async fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     l.local_addr().unwrap().port()
+}
+
+/// A PostgreSQL server of the test's own (initdb in a temp dir, ephemeral port), stopped on drop.
+pub struct PgServer {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl PgServer {
+    pub async fn start() -> PgServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries (.ci/run installs them)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("initdb");
+        let port = free_port().await;
+        let dir = std::env::temp_dir().join(format!("sluice-pg-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pg = PgServer { port, dir, bin };
+        pg.as_postgres(
+            &["chown", "-R", "postgres", &pg.dir.to_string_lossy()],
+            true,
+        );
+        let data = pg.data();
+        pg.as_postgres(
+            &[
+                &pg.bin.join("initdb").to_string_lossy(),
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+            ],
+            false,
+        );
+        pg.start_again().await;
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.join("data").to_string_lossy().into_owned()
+    }
+
+    fn as_postgres(&self, args: &[&str], as_root: bool) {
+        let status = if as_root {
+            std::process::Command::new(args[0])
+                .args(&args[1..])
+                .status()
+        } else {
+            std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+        }
+        .expect("run");
+        assert!(status.success(), "{args:?} failed");
+    }
+
+    /// Start (again) on the same port; waits until it accepts connections.
+    pub async fn start_again(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("log").to_string_lossy().into_owned();
+        self.as_postgres(
+            &[
+                &self.bin.join("pg_ctl").to_string_lossy(),
+                "-D",
+                &self.data(),
+                "-o",
+                &opts,
+                "-l",
+                &log,
+                "-w",
+                "start",
+            ],
+            false,
+        );
+    }
+
+    /// Stop at once (like a crash).
+    pub fn stop(&self) {
+        self.as_postgres(
+            &[
+                &self.bin.join("pg_ctl").to_string_lossy(),
+                "-D",
+                &self.data(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ],
+            false,
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &self.bin.join("pg_ctl").to_string_lossy(),
+                "-D",
+                &self.data(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
