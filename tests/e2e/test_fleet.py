@@ -1,11 +1,13 @@
 """Several Sluice instances as one: 3 gateways share one Redis behind a real round-robin HAProxy,
 and the real Python trino client runs 300 concurrent multi-page queries through it."""
 import concurrent.futures
+import os
 import shutil
 import socket
 import subprocess
 import time
 
+import pytest
 import trino
 
 from conftest import Fake, Gateway, http_json, write_config
@@ -61,7 +63,23 @@ def haproxy(tmp_path, servers):
     return Daemon(["haproxy", "-db", "-f", str(cfg)], port), port
 
 
-def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path):
+def psql(sql, db="test"):
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                   check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def fleet_db():
+    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432), dropped afterwards."""
+    name = f"sluice_fleet_{os.getpid()}"
+    psql(f"DROP DATABASE IF EXISTS {name}")
+    psql(f"CREATE DATABASE {name}")
+    yield f"postgres://postgres@127.0.0.1:5432/{name}", name
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, fleet_db):
+    db_url, db_name = fleet_db
     redis_port = free_port()
     procs.append(Daemon(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redis_port))
     fakes = {n: Fake(n, "--pages", "5", "--rows-per-page", "2") for n in ("c1", "c2", "c3")}
@@ -74,6 +92,7 @@ def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path):
             d,
             [(n, "adhoc", f.url) for n, f in fakes.items()],
             cache=f"{{ valkey: {{ enabled: true, url: 'redis://127.0.0.1:{redis_port}/0', timeout_ms: 200, health_check_interval_ms: 200 }} }}",
+            store=f"{{ url: '{db_url}' }}",
             proxy="{ trust_forwarded_headers: false }",
         )
         gw = Gateway(cfg)
@@ -98,7 +117,7 @@ def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path):
     wall = time.time() - start
     assert all(len(r) == 10 and len({row[1] for row in r}) == 1 for r in results)
     misrouted = sum(f.stats()["unknown_query_requests"] for f in fakes.values())
-    tiers = {"l1": 0, "l2": 0, "search": 0}
+    tiers = {"l1": 0, "l2": 0, "l3": 0, "search": 0}
     for g in gateways:
         stats = http_json("GET", g.admin + "/api/v1/cache")[1]
         for t in tiers:
@@ -110,3 +129,11 @@ def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path):
     assert misrouted == 0
     # round robin really spread the follow-ups: other instances found them in the shared tier
     assert tiers["l2"] > 300, tiers
+    # every query has its history row in the shared PostgreSQL once the writers drain
+    deadline = time.time() + 10
+    while any(http_json("GET", g.admin + "/api/v1/cache")[1]["l3_store"]["queued"] for g in gateways):
+        assert time.time() < deadline, "L3 never drained"
+        time.sleep(0.05)
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db_name, "-tAc", "SELECT count(*) FROM query_history"],
+                         check=True, capture_output=True, text=True)
+    assert int(out.stdout.strip()) == 300

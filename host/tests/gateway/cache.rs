@@ -253,3 +253,30 @@ async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn redis_and_postgres_both_down_follow_ups_are_found_by_search() {
+    let mut redis = RedisServer::start().await;
+    let pg = PgServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut cfg = shared_config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())], &redis);
+    cfg.store.url = pg.url();
+    cfg.store.health_check_interval_ms = 100;
+    cfg.store.timeout_ms = 200;
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_drained(&a).await;
+    across(&a, &b).await;
+
+    redis.kill();
+    pg.stop();
+    // b's L1 has never seen the new queries (as if evicted), L2 and L3 are down: search finds them
+    for _ in 0..10 {
+        across(&a, &b).await;
+    }
+    let stats = cache_stats(&b).await;
+    assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
