@@ -246,7 +246,7 @@ pub struct SearchConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct L1Config {
-    /// Most query mappings kept (default 100000).
+    /// Most query mappings kept (default 100000); `0` turns L1 off (every lookup goes to L2).
     #[serde(default = "defaults::l1_capacity")]
     pub capacity: u64,
     /// How long a mapping lives after it is written (default 1800 s).
@@ -569,7 +569,6 @@ impl Config {
             });
         }
         let positive = [
-            ("cache.l1.capacity", self.cache.l1.capacity, "capacity"),
             (
                 "cache.l1.ttl_seconds",
                 self.cache.l1.ttl_seconds,
@@ -941,10 +940,10 @@ health: { interval_ms: 2000, stats: ui_api }
         let err = Config::from_yaml(text, &no_env).unwrap_err().0;
         assert!(err.contains("routing.default_group"), "{err}");
 
-        let err = Config::from_yaml("cache: { l1: { capacity: 0 } }", &no_env)
+        let err = Config::from_yaml("cache: { l1: { ttl_seconds: 0 } }", &no_env)
             .unwrap_err()
             .0;
-        assert!(err.contains("cache.l1.capacity"), "{err}");
+        assert!(err.contains("cache.l1.ttl_seconds"), "{err}");
 
         let err = Config::from_yaml("proxy: { extra_paths: [nope] }", &no_env)
             .unwrap_err()

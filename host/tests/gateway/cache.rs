@@ -259,7 +259,10 @@ async fn redis_and_postgres_both_down_follow_ups_are_found_by_search() {
     let mut redis = RedisServer::start().await;
     let pg = PgServer::start().await;
     let (c1, c2) = (cluster("c1").await, cluster("c2").await);
-    let mut cfg = shared_config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())], &redis);
+    let mut cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
     cfg.store.url = pg.url();
     cfg.store.health_check_interval_ms = 100;
     cfg.store.timeout_ms = 200;
