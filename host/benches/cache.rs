@@ -18,22 +18,15 @@ use sluice::cache::l2_redis::L2;
 use sluice::cache::search::BackendSearch;
 use sluice::cache::{QueryLocation, QueryLocator, TieredCache};
 use sluice::cluster::Cluster;
-use sluice::config::{BackendConfig, CacheConfig, Config, StatsSource, StoreConfig, ValkeyConfig};
+use sluice::config::{CacheConfig, Config, StatsSource, StoreConfig, ValkeyConfig};
 use sluice::fake_trino::{FakeOptions, FakeTrino};
 use sluice::server::Gateway;
 use sluice::store::L3;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-fn quick() -> bool {
-    std::env::var("SLUICE_BENCH_QUICK").is_ok_and(|v| v == "1")
-}
-
-fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
-    ns.sort_unstable();
-    let at = |p: f64| ns[((ns.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-    (at(0.50), at(0.99))
-}
+mod common;
+use common::{backend, fake_clusters, percentiles, quick, start_query};
 
 struct Redis(std::process::Child, u16);
 impl Drop for Redis {
@@ -118,18 +111,6 @@ where
         ns.push(t.elapsed().as_nanos() as u64);
     }
     percentiles(ns)
-}
-
-fn backend(name: &str, url: &str) -> BackendConfig {
-    BackendConfig {
-        name: name.into(),
-        url: url.into(),
-        group: "adhoc".into(),
-        active: true,
-        external_url: None,
-        rewrite_next_uri: false,
-        stats: Some(StatsSource::InfoOnly),
-    }
 }
 
 async fn wait_until(what: &str, ok: impl Fn() -> bool) {
@@ -260,38 +241,9 @@ async fn latencies(redis: &Redis) {
     );
 
     // backend search: three fake clusters, the query lives on the last one
-    let mut fakes = Vec::new();
-    let mut backends = Vec::new();
-    for i in 1..=3 {
-        let f = FakeTrino::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            FakeOptions {
-                name: format!("c{i}"),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        backends.push(backend(&format!("c{i}"), &f.url()));
-        fakes.push(f);
-    }
+    let (fakes, backends) = fake_clusters(3).await;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let req = http::Request::post(format!("{}/v1/statement", fakes[2].url()))
-        .header("X-Trino-User", "b")
-        .body(Full::new(Bytes::from_static(b"SELECT 1")))
-        .unwrap();
-    let body = client
-        .request(req)
-        .await
-        .unwrap()
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes();
-    let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = start_query(&client, &fakes[2].url()).await;
     let cluster = Arc::new(Cluster::new(&backends, StatsSource::InfoOnly));
     let zero_l1 = CacheConfig {
         l1: sluice::config::L1Config {
@@ -370,23 +322,7 @@ async fn throughput(redis: &Redis) {
                                                            // one query per gateway; its info URL is the follow-up hammered below
     let mut targets = Vec::new();
     for u in &urls {
-        let req = http::Request::post(format!("{u}/v1/statement"))
-            .header("X-Trino-User", "b")
-            .body(Full::new(Bytes::from_static(b"SELECT 1")))
-            .unwrap();
-        let body = client
-            .request(req)
-            .await
-            .unwrap()
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes();
-        let id = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let id = start_query(&client, u).await;
         targets.push(format!("{u}/v1/query/{id}"));
     }
     let run = |url: String| {

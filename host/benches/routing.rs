@@ -15,8 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use sluice::cluster::{BackendStatus, Cluster, Health};
-use sluice::config::{BackendConfig, Config, FiltersConfig, RoutingConfig, StatsSource};
-use sluice::fake_trino::{FakeOptions, FakeTrino};
+use sluice::config::{Config, FiltersConfig, RoutingConfig, StatsSource};
 use sluice::filters::cache::FilterCache;
 use sluice::filters::slot::Limits;
 use sluice::filters::{builtin, LoadContext, LoadedFilter};
@@ -24,27 +23,8 @@ use sluice::routing::{LeastLoaded, QueryRequest, Routing};
 use sluice::server::Gateway;
 use tokio::net::TcpListener;
 
-fn quick() -> bool {
-    std::env::var("SLUICE_BENCH_QUICK").is_ok_and(|v| v == "1")
-}
-
-fn backend(name: &str, url: &str) -> BackendConfig {
-    BackendConfig {
-        name: name.into(),
-        url: url.into(),
-        group: "adhoc".into(),
-        active: true,
-        external_url: None,
-        rewrite_next_uri: false,
-        stats: Some(StatsSource::UiApi),
-    }
-}
-
-fn percentiles(mut ns: Vec<u64>) -> (f64, f64) {
-    ns.sort_unstable();
-    let at = |p: f64| ns[((ns.len() as f64 - 1.0) * p) as usize] as f64 / 1000.0;
-    (at(0.50), at(0.99))
-}
+mod common;
+use common::{backend, fake_clusters, percentiles, quick};
 
 async fn decisions() {
     let n = if quick() { 300 } else { 20_000 };
@@ -258,24 +238,7 @@ async fn end_to_end() {
     {
         concurrency = c;
     }
-    let mut fakes = Vec::new();
-    let mut backends = Vec::new();
-    for i in 1..=3 {
-        // queries are never polled here, so they would pile up as QUEUED and make every stats
-        // poll list them all: count-only stats keep the harness out of the measurement
-        let fake = FakeTrino::start(
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            FakeOptions {
-                name: format!("c{i}"),
-                ..FakeOptions::default()
-            },
-        )
-        .unwrap();
-        let mut b = backend(&format!("c{i}"), &fake.url());
-        b.stats = Some(StatsSource::InfoOnly);
-        backends.push(b);
-        fakes.push(fake);
-    }
+    let (fakes, backends) = fake_clusters(3).await;
     let mut gateways = Vec::new();
     for chain in [false, true] {
         let mut config = Config {
