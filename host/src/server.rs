@@ -69,7 +69,7 @@ impl Gateway {
         let grace = Duration::from_millis(config.proxy.shutdown_grace_ms);
 
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
-        let mut registry = Registry::with_prefix("");
+        let mut registry = Registry::default();
         let cache_metrics = CacheMetrics::default();
         cache_metrics.register(&mut registry);
         let l2 = if config.cache.valkey.enabled {
