@@ -283,3 +283,20 @@ async fn redis_and_postgres_both_down_follow_ups_are_found_by_search() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_keeps_its_rows() {
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = "sqlite::memory:".into();
+    let gw = Gw::start(cfg).await;
+    wait_drained(&gw).await;
+    for _ in 0..3 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+    }
+    wait_drained(&gw).await;
+    let l3 = l3_state(&gw).await;
+    assert_eq!(l3["written"], 6, "3 mappings and 3 history rows: {l3}");
+    gw.stop().await;
+}
