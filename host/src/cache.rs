@@ -178,8 +178,9 @@ impl TieredCache {
             let wanted: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
             let t = Instant::now();
             if let Some(values) = self.l2_result(l2.mget(&wanted).await) {
-                self.metrics.lookup(Tier::L2, true, t.elapsed());
+                let took = t.elapsed();
                 for (i, v) in missing.into_iter().zip(values) {
+                    self.metrics.lookup(Tier::L2, v.is_some(), took);
                     if let Some(v) = v {
                         let v = Bytes::from(v);
                         self.l1.insert(

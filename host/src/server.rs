@@ -53,6 +53,7 @@ pub struct Gateway {
     shutdown: watch::Sender<bool>,
     ready: Arc<AtomicBool>,
     tasks: Vec<JoinHandle<()>>,
+    l3: Option<Arc<L3>>,
 }
 
 impl Gateway {
@@ -82,8 +83,9 @@ impl Gateway {
         } else {
             Some(L3::start(&config.store, shutdown_rx.clone()).map_err(StartError::Config)?)
         };
-        let tiers =
-            Arc::new(TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3));
+        let tiers = Arc::new(
+            TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3.clone()),
+        );
         let search = config.cache.search.enabled.then(|| {
             BackendSearch::new(
                 cluster.clone(),
@@ -154,6 +156,7 @@ impl Gateway {
             shutdown,
             ready,
             tasks,
+            l3,
         })
     }
 
@@ -168,6 +171,10 @@ impl Gateway {
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
+        }
+        // every query answered before the stop has its history row written, if the database is up
+        if let Some(l3) = &self.l3 {
+            l3.drain(Duration::from_secs(5)).await;
         }
         tracing::info!("sluice stopped");
     }

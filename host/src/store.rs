@@ -345,6 +345,19 @@ impl L3 {
         why
     }
 
+    /// Write what is still queued, within `limit` (at shutdown: rows a graceful stop would
+    /// otherwise leave behind). Returns the rows still unwritten.
+    pub async fn drain(&self, limit: std::time::Duration) -> usize {
+        if self.is_healthy() {
+            let _ = tokio::time::timeout(limit, self.flush()).await;
+        }
+        let left = self.queued();
+        if left > 0 {
+            tracing::warn!(rows = left, "L3 rows not written at shutdown");
+        }
+        left
+    }
+
     /// Write what is queued now, in batches (used by the writer and at shutdown).
     async fn flush(&self) -> Result<(), String> {
         loop {
@@ -390,12 +403,8 @@ async fn write_loop(l3: Arc<L3>, interval: Duration, mut shutdown: watch::Receiv
         tokio::select! {
             _ = l3.notify.notified() => tokio::time::sleep(interval).await, // let a batch gather
             _ = tokio::time::sleep(interval) => {}
-            _ = shutdown.changed() => {
-                if l3.is_healthy() {
-                    let _ = tokio::time::timeout(Duration::from_secs(5), l3.flush()).await;
-                }
-                return;
-            }
+            // the gateway drains the queue itself at shutdown (see `L3::drain`)
+            _ = shutdown.changed() => return,
         }
         if l3.is_healthy() && l3.flush().await.is_err() {
             tokio::time::sleep(interval).await;

@@ -300,3 +300,31 @@ async fn an_in_memory_sqlite_store_keeps_its_rows() {
     assert_eq!(l3["written"], 6, "3 mappings and 3 history rows: {l3}");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_graceful_stop_writes_the_queued_history_rows() {
+    let dir = std::env::temp_dir().join(format!("sluice-drain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/sluice.db", dir.display());
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = url.clone();
+    cfg.store.flush_interval_ms = 600_000; // nothing is written before the stop
+    let gw = Gw::start(cfg).await;
+    for _ in 0..3 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+    }
+    // the writer gathers for 10 minutes: the rows are still queued
+    for _ in 0..300 {
+        if l3_state(&gw).await["healthy"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(l3_state(&gw).await["written"], 0);
+    gw.stop().await;
+    let store = sluice::store::Store::open(&url).unwrap();
+    assert_eq!(store.history_count().await.unwrap(), 3);
+    let _ = std::fs::remove_dir_all(dir);
+}
