@@ -3,9 +3,11 @@
 //! queries overall, then the fewest running.
 //!
 //! Between two stats polls the counts are stale, so every decision is also counted in the shared
-//! cache (`increment` with a short TTL, one key per backend and one per backend and user); the
-//! next decision — on this gateway instance or another — adds those counts, so a burst spreads
-//! instead of herding onto the backend that looked idle.
+//! cache (`increment`, one key per backend and one per backend and user); the next decision — on
+//! this gateway instance or another — adds those counts, so a burst spreads instead of herding
+//! onto the backend that looked idle. Counters live in time windows of `window_seconds` (the key
+//! names the window), so they reset each window even under steady traffic — a counter whose TTL
+//! were refreshed by every increment would grow for ever.
 //!
 //! Config (all optional): `{ "window_seconds": 3 }` — how long a decision is counted; set it to
 //! about the health poll interval.
@@ -49,13 +51,26 @@ fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
     if backends.is_empty() {
         return Decision::Pass;
     }
-    // one cache round trip for every counter: per backend, then per backend and user
+    let window = CONFIG
+        .get()
+        .map(|c| c.window_seconds)
+        .unwrap_or(default_window());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let slot = now / window as u64;
+    // one cache round trip for the counters of this window: per backend, then per backend and user
     let mut keys: Vec<String> = backends
         .iter()
-        .map(|b| format!("routed:{}", b.name))
+        .map(|b| format!("routed:{slot}:{}", b.name))
         .collect();
     if let Some(u) = user {
-        keys.extend(backends.iter().map(|b| format!("routed:{}:{u}", b.name)));
+        keys.extend(
+            backends
+                .iter()
+                .map(|b| format!("routed:{slot}:{}:{u}", b.name)),
+        );
     }
     let counts = ctx.counters(&keys);
     let n = backends.len();
@@ -71,13 +86,10 @@ fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
     let best = (0..n)
         .min_by_key(|&i| load(i, &backends[i]))
         .expect("at least one backend");
-    let window = CONFIG
-        .get()
-        .map(|c| c.window_seconds)
-        .unwrap_or(default_window());
-    ctx.increment(&keys[best], 1, window);
+    // the key outlives its window a little, so a read at the boundary still finds it
+    ctx.increment(&keys[best], 1, window * 2);
     if user.is_some() {
-        ctx.increment(&keys[n + best], 1, window);
+        ctx.increment(&keys[n + best], 1, window * 2);
     }
     Decision::RouteTo(backends[best].name.clone())
 }

@@ -103,7 +103,7 @@ impl cache::Host for HostState {
 }
 
 impl cluster::Host for HostState {
-    async fn backends(&mut self, group: String) -> Vec<types::Backend> {
+    fn backends(&mut self, group: String) -> Vec<types::Backend> {
         let user = self.user.as_deref();
         self.cluster
             .backends()
@@ -129,13 +129,13 @@ impl cluster::Host for HostState {
             })
             .collect()
     }
-    async fn groups(&mut self) -> Vec<String> {
+    fn groups(&mut self) -> Vec<String> {
         self.cluster.groups()
     }
 }
 
 impl log::Host for HostState {
-    async fn log(&mut self, level: log::Level, message: String) {
+    fn log(&mut self, level: log::Level, message: String) {
         let slot = &*self.slot;
         let message = truncate(&message, 2048);
         match level {

@@ -508,12 +508,19 @@ async fn filters_share_one_cache_but_each_slot_sees_only_its_namespace() {
         disk_cache: None,
     };
     let bytes = builtin::bytes("query-count").unwrap();
-    let one = LoadedFilter::load(&env, "one", "qc", bytes, "null".into())
+    // a window far longer than the test, so no window boundary falls inside it
+    let config = r#"{"window_seconds": 100000000}"#;
+    let one = LoadedFilter::load(&env, "one", "qc", bytes, config.into())
         .await
         .unwrap();
-    let two = LoadedFilter::load(&env, "two", "qc", bytes, "null".into())
+    let two = LoadedFilter::load(&env, "two", "qc", bytes, config.into())
         .await
         .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let window = now / 100_000_000;
     // slot one routes twice, slot two has its own counters, so it starts from c1 again
     assert_eq!(
         one.route(&user("u"), "adhoc").await.unwrap(),
@@ -527,8 +534,9 @@ async fn filters_share_one_cache_but_each_slot_sees_only_its_namespace() {
         two.route(&user("u"), "adhoc").await.unwrap(),
         Decision::RouteTo("c1".into())
     );
-    assert!(cache.contains_full_key("sluice:filter:one:routed:c1"));
-    assert!(cache.contains_full_key("sluice:filter:one:routed:c2"));
-    assert!(cache.contains_full_key("sluice:filter:two:routed:c1"));
-    assert!(!cache.contains_full_key("sluice:filter:two:routed:c2"));
+    let key = |slot: &str, b: &str| format!("sluice:filter:{slot}:routed:{window}:{b}");
+    assert!(cache.contains_full_key(&key("one", "c1")));
+    assert!(cache.contains_full_key(&key("one", "c2")));
+    assert!(cache.contains_full_key(&key("two", "c1")));
+    assert!(!cache.contains_full_key(&key("two", "c2")));
 }
