@@ -89,7 +89,7 @@ def test_a_killed_backend_stops_receiving_new_queries(three_clusters, procs):
     gw, fakes = three_clusters
     fakes["adhoc-2"].stop(signal.SIGKILL)
     took = gw.wait_health("adhoc-2", "UNHEALTHY", limit=2.0)
-    assert took < 0.6, f"interval 200 ms + timeout 300 ms, took {took:.2f}s"
+    assert took < 0.8, f"interval 200 ms + timeout 300 ms (+ slack), took {took:.2f}s"
     for _ in range(10):
         cur = connect(gw).cursor()
         cur.execute("SELECT 1")
