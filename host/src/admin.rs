@@ -1,10 +1,26 @@
-//! The admin listener: liveness, readiness and read-only status. It binds to loopback by default;
-//! nothing here changes state.
+//! The admin listener: liveness, readiness, metrics, status, and the filter API. It binds to
+//! loopback by default. `/healthz`, `/readyz` and `/metrics` are open; `/api/v1/*` reads need a
+//! `viewer` token and changes an `admin` token (see [`auth`]).
+//!
+//! | method and path | role | what |
+//! | --- | --- | --- |
+//! | `GET /api/v1/filters` | viewer | each slot: module, sha256, load time, calls, traps, timeouts |
+//! | `PUT /api/v1/filters/{slot}?config=…` | admin | body: a Wasm component; swap it into `slot` |
+//! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use serde_json::json;
+
+use crate::config::Role;
+
+pub mod auth;
+
+/// Largest module upload.
+const MAX_MODULE_BYTES: usize = 64 << 20;
 
 use crate::cache::QueryLocator;
 use crate::cluster::Cluster;
@@ -23,17 +39,111 @@ pub struct Admin {
     pub chain: Option<Arc<FilterChain>>,
     /// Metrics served on `/metrics`.
     pub registry: Arc<prometheus_client::registry::Registry>,
+    /// Who may read and change.
+    pub tokens: auth::Tokens,
 }
 
 impl Admin {
     /// Answer one admin request.
-    pub fn handle<B>(&self, req: &Request<B>) -> Response<Body> {
-        if req.method() != Method::GET && req.method() != Method::HEAD {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let open = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+        let changes = req.method() != Method::GET && req.method() != Method::HEAD;
+        if open && changes {
             return reply(
                 StatusCode::METHOD_NOT_ALLOWED,
-                json!({"error": "only GET is served here"}),
+                json!({"error": format!("{path} only answers GET")}),
             );
         }
+        if !open || changes {
+            let needed = if changes { Role::Admin } else { Role::Viewer };
+            if let Err(refusal) = self.tokens.check(req.headers(), needed) {
+                tracing::warn!(
+                    path,
+                    method = %req.method(),
+                    status = refusal.status.as_u16(),
+                    reason = refusal.message,
+                    "admin request refused"
+                );
+                return reply(refusal.status, json!({"error": refusal.message}));
+            }
+        }
+        if changes {
+            return match (req.method().clone(), path.strip_prefix("/api/v1/filters/")) {
+                (Method::PUT, Some(slot)) if !slot.is_empty() && !slot.contains('/') => {
+                    let slot = slot.to_string();
+                    self.upload(&slot, req).await
+                }
+                (m, _) => reply(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    json!({"error": format!("no {m} {path}")}),
+                ),
+            };
+        }
+        self.read(&req)
+    }
+
+    /// `PUT /api/v1/filters/{slot}`: swap the uploaded component into the slot.
+    async fn upload(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
+        let Some(chain) = &self.chain else {
+            return reply(
+                StatusCode::CONFLICT,
+                json!({"error": "no filter chain is configured (routing.chain is empty)"}),
+            );
+        };
+        let valid_slot = slot.len() <= 64
+            && slot
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid_slot {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "slot names are 1-64 characters of a-z, 0-9, '-' and '_'"}),
+            );
+        }
+        let config_json = match config_param(req.uri().query()) {
+            Ok(c) => c,
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": e, "step": "config"}),
+                )
+            }
+        };
+        let bytes = match Limited::new(req.into_body(), MAX_MODULE_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("could not read the module: {e}"), "step": "upload"}),
+                )
+            }
+        };
+        let started = std::time::Instant::now();
+        match chain.swap(slot, "upload", &bytes, config_json).await {
+            Ok((new, old)) => reply(
+                StatusCode::OK,
+                json!({
+                    "slot": slot,
+                    "sha256": &*new.sha256,
+                    "previous_sha256": old.as_ref().map(|o| o.sha256.to_string()),
+                    "took_ms": started.elapsed().as_millis() as u64,
+                }),
+            ),
+            Err(e) => {
+                tracing::warn!(slot, step = e.step, error = %e, "filter upload refused; the running version stays");
+                reply(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    json!({"error": e.to_string(), "step": e.step}),
+                )
+            }
+        }
+    }
+
+    fn read<B>(&self, req: &Request<B>) -> Response<Body> {
         match req.uri().path() {
             "/healthz" => reply(StatusCode::OK, json!({"status": "ok"})),
             "/readyz" => {
@@ -152,4 +262,18 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
         header::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// The `config` query parameter (YAML or JSON) as the JSON handed to `init`; absent → `null`.
+fn config_param(query: Option<&str>) -> Result<String, String> {
+    let Some(text) = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "config")
+            .map(|(_, v)| v.into_owned())
+    }) else {
+        return Ok("null".into());
+    };
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(&text).map_err(|e| format!("config is not YAML/JSON: {e}"))?;
+    serde_json::to_string(&value).map_err(|e| format!("config is not JSON-compatible: {e}"))
 }

@@ -87,6 +87,35 @@ pub struct AdminConfig {
     /// Address of the admin listener (default `127.0.0.1:8081`).
     #[serde(default = "defaults::admin_listen")]
     pub listen: SocketAddr,
+    /// Bearer tokens for the admin API. Without any, the API is read-only for everyone on the
+    /// admin listener and every change is refused.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so
+/// no secret sits in the file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Hex sha256 of the token.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// `admin` (may change) or `viewer` (may read).
+    pub role: Role,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read status.
+    Viewer,
+    /// Read and change.
+    Admin,
 }
 
 /// One Trino cluster.
@@ -641,6 +670,19 @@ impl Config {
                         slot.module
                     ),
                 ));
+            }
+        }
+        for (i, t) in self.admin.tokens.iter().enumerate() {
+            let at = |msg: String| Invalid {
+                text: format!("admin.tokens[{i}]: {msg}"),
+                at: Spot::Key("tokens"),
+            };
+            match (&t.token, &t.token_sha256) {
+                (Some(tok), None) if tok.len() >= 16 => {}
+                (Some(_), None) => return Err(at("token must be at least 16 characters".into())),
+                (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => return Err(at("token_sha256 must be 64 hex digits".into())),
+                _ => return Err(at("set exactly one of token and token_sha256".into())),
             }
         }
         let st = &self.store;

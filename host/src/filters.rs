@@ -33,8 +33,8 @@ pub mod engine;
 pub mod host;
 pub mod slot;
 
-pub use chain::FilterChain;
-pub use slot::{LoadContext, LoadedFilter};
+pub use chain::{FilterChain, SwapError};
+pub use slot::{LoadContext, LoadError, LoadedFilter};
 
 /// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
 pub const MAX_MEMORY_MB: u64 = 512;
@@ -92,12 +92,13 @@ pub async fn load_chain(
             .map_err(|e| fail(format!("config is not JSON-compatible: {e}")))?;
         let filter = LoadedFilter::load(&env, &s.slot, &s.module, &bytes, config_json)
             .await
-            .map_err(fail)?;
+            .map_err(|e| fail(e.to_string()))?;
         slots.push(filter);
     }
     Ok(FilterChain::new(
         slots,
         config.routing.on_filter_error,
         cluster,
+        env,
     ))
 }

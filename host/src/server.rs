@@ -120,6 +120,7 @@ impl Gateway {
             ready: ready.clone(),
             chain,
             registry: Arc::new(registry),
+            tokens: crate::admin::auth::Tokens::new(&config.admin.tokens),
         });
 
         let mut tasks = Vec::new();
@@ -144,7 +145,7 @@ impl Gateway {
             admin_listener,
             move |req, _, _| {
                 let admin = admin.clone();
-                async move { admin.handle(&req) }
+                async move { admin.handle(req).await }
             },
             shutdown_rx,
             grace,

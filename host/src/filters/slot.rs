@@ -54,6 +54,16 @@ impl Limits {
     }
 }
 
+/// Why a module could not be loaded: the step and the reason.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {message}")]
+pub struct LoadError {
+    /// `compile`, `link` (the WIT world does not match) or `init`.
+    pub step: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
 /// What loading a filter needs besides its bytes.
 #[derive(Clone)]
 pub struct LoadContext {
@@ -101,18 +111,23 @@ impl LoadedFilter {
         module: &str,
         bytes: &[u8],
         config_json: String,
-    ) -> Result<Arc<LoadedFilter>, String> {
-        let (sha256, component, source) = engine::compile(bytes, env.disk_cache.as_deref())
-            .map_err(|e| format!("compile: {e}"))?;
+    ) -> Result<Arc<LoadedFilter>, LoadError> {
+        let err = |step: &'static str, message: String| LoadError { step, message };
+        let world = |e: wasmtime::Error| {
+            err(
+                "link",
+                format!("does not match the sluice:filter/router world: {e:#}"),
+            )
+        };
+        let (sha256, component, source) =
+            engine::compile(bytes, env.disk_cache.as_deref()).map_err(|e| err("compile", e))?;
         let mut linker: Linker<HostState> = Linker::new(engine::engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|e| format!("link: {e:#}"))?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| err("link", format!("{e:#}")))?;
         RouterBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(|e| format!("link: {e:#}"))?;
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|e| format!("does not match the sluice:filter/router world: {e:#}"))?;
-        let pre = RouterPre::new(pre)
-            .map_err(|e| format!("does not match the sluice:filter/router world: {e:#}"))?;
+            .map_err(|e| err("link", format!("{e:#}")))?;
+        let pre = linker.instantiate_pre(&component).map_err(world)?;
+        let pre = RouterPre::new(pre).map_err(world)?;
         let filter = Arc::new(LoadedFilter {
             slot: slot.into(),
             sha256,
@@ -128,7 +143,10 @@ impl LoadedFilter {
             stats: SlotStats::default(),
         });
         // init runs now, so a config the filter refuses is a load error
-        let first = filter.instantiate().await.map_err(|e| e.to_string())?;
+        let first = filter.instantiate().await.map_err(|e| LoadError {
+            step: "init",
+            message: e.to_string(),
+        })?;
         if filter.limits.pool_size > 0 {
             filter.idle.lock().unwrap().push(first);
         }

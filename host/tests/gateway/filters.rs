@@ -66,6 +66,7 @@ async fn load(c: &Arc<Cluster>, module: &str, config: Value) -> Result<Arc<Loade
         config.to_string(),
     )
     .await
+    .map_err(|e| e.to_string())
 }
 
 fn user(u: &str) -> QueryRequest {
@@ -494,7 +495,8 @@ async fn init_that_never_returns_is_cut_off() {
         .await
         .err()
         .unwrap();
-    assert!(err.contains("timed out in init"), "{err}");
+    assert_eq!(err.step, "init");
+    assert!(err.message.contains("timed out in init"), "{err}");
     assert!(started.elapsed().as_secs() < 5);
 }
 

@@ -1,4 +1,5 @@
 //! Gateway integration tests: real fake clusters and a real gateway on ephemeral loopback ports.
+mod admin;
 mod cache;
 mod filters;
 mod groups;

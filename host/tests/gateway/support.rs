@@ -84,6 +84,23 @@ impl Gw {
         format!("http://{}{}", self.gateway.proxy_addr, path)
     }
 
+    /// An admin request with a bearer token and a body.
+    pub async fn admin_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+    ) -> (StatusCode, Value) {
+        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let (status, body) = send(&self.client, req.body(Full::new(body)).unwrap()).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
     pub async fn admin(&self, method: Method, path: &str) -> (StatusCode, Bytes) {
         let uri = format!("http://{}{}", self.gateway.admin_addr, path);
         send(
