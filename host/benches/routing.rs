@@ -120,6 +120,7 @@ async fn decisions() {
         &chain_config,
         cluster.clone(),
         &Arc::new(FilterCache::default()),
+        None,
     )
     .await
     .unwrap();

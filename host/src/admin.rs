@@ -6,6 +6,9 @@
 //! | --- | --- | --- |
 //! | `GET /api/v1/filters` | viewer | each slot: module, sha256, load time, calls, traps, timeouts |
 //! | `PUT /api/v1/filters/{slot}?config=…` | admin | body: a Wasm component; swap it into `slot` |
+//! | `GET /api/v1/filters/{slot}/versions` | viewer | the versions kept in L3 |
+//! | `POST /api/v1/filters/{slot}/rollback` | admin | back to the version before the active one |
+//! | `POST /api/v1/filters/{slot}/activate/{version}` | admin | a stored version, through the pipeline |
 //! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,6 +71,32 @@ impl Admin {
                 return reply(refusal.status, json!({"error": refusal.message}));
             }
         }
+        let parts: Vec<&str> = path
+            .strip_prefix("/api/v1/filters/")
+            .map(|p| p.split('/').collect())
+            .unwrap_or_default();
+        if let (Some(chain), Some(slot)) = (&self.chain, parts.first().filter(|s| !s.is_empty())) {
+            let done = |r: Result<_, crate::filters::SwapError>| swap_reply(slot, r);
+            match (req.method().clone(), &parts[1..]) {
+                (Method::GET, ["versions"]) => {
+                    return match chain.versions(slot).await {
+                        Ok(v) => reply(
+                            StatusCode::OK,
+                            json!(v.iter().map(|(version, sha, active)| json!({"version": version, "sha256": sha, "active": active})).collect::<Vec<_>>()),
+                        ),
+                        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string(), "step": e.step})),
+                    }
+                }
+                (Method::POST, ["rollback"]) => return done(chain.rollback(slot).await),
+                (Method::POST, ["activate", v]) => {
+                    return match v.parse::<i64>() {
+                        Ok(v) => done(chain.activate(slot, v).await),
+                        Err(_) => reply(StatusCode::BAD_REQUEST, json!({"error": format!("'{v}' is not a version number")})),
+                    }
+                }
+                _ => {}
+            }
+        }
         if changes {
             return match (req.method().clone(), path.strip_prefix("/api/v1/filters/")) {
                 (Method::PUT, Some(slot)) if !slot.is_empty() && !slot.contains('/') => {
@@ -122,25 +151,15 @@ impl Admin {
                 )
             }
         };
-        let started = std::time::Instant::now();
-        match chain.swap(slot, "upload", &bytes, config_json).await {
-            Ok((new, old)) => reply(
-                StatusCode::OK,
-                json!({
-                    "slot": slot,
-                    "sha256": &*new.sha256,
-                    "previous_sha256": old.as_ref().map(|o| o.sha256.to_string()),
-                    "took_ms": started.elapsed().as_millis() as u64,
-                }),
-            ),
-            Err(e) => {
-                tracing::warn!(slot, step = e.step, error = %e, "filter upload refused; the running version stays");
-                reply(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    json!({"error": e.to_string(), "step": e.step}),
-                )
-            }
-        }
+        let persist = crate::filters::Persist::New {
+            created_by: "admin",
+        };
+        swap_reply(
+            slot,
+            chain
+                .swap(slot, "upload", &bytes, config_json, persist)
+                .await,
+        )
     }
 
     fn read<B>(&self, req: &Request<B>) -> Response<Body> {
@@ -229,6 +248,7 @@ impl Admin {
                     "sha256": &*f.sha256,
                     "loaded_at": loaded,
                     "idle_instances": f.idle_instances(),
+                    "version": f.version.load(Ordering::Relaxed),
                     "wants_sql_objects": f.wants_sql_objects(),
                     "stats": f.stats,
                 })
@@ -262,6 +282,35 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
         header::HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+type Swapped = (
+    Arc<crate::filters::LoadedFilter>,
+    Option<Arc<crate::filters::LoadedFilter>>,
+);
+
+/// The answer to a swap: the new version, or the step that failed (the running version stays).
+fn swap_reply(slot: &str, result: Result<Swapped, crate::filters::SwapError>) -> Response<Body> {
+    match result {
+        Ok((new, old)) => reply(
+            StatusCode::OK,
+            json!({
+                "slot": slot,
+                "sha256": &*new.sha256,
+                "version": new.version.load(Ordering::Relaxed),
+                "previous_sha256": old.as_ref().map(|o| o.sha256.to_string()),
+            }),
+        ),
+        Err(e) => {
+            tracing::warn!(slot, step = e.step, error = %e, "filter swap refused; the running version stays");
+            let status = match e.step {
+                "store" => StatusCode::SERVICE_UNAVAILABLE,
+                "version" => StatusCode::NOT_FOUND,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            reply(status, json!({"error": e.to_string(), "step": e.step}))
+        }
+    }
 }
 
 /// The `config` query parameter (YAML or JSON) as the JSON handed to `init`; absent → `null`.

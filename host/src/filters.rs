@@ -33,7 +33,7 @@ pub mod engine;
 pub mod host;
 pub mod slot;
 
-pub use chain::{FilterChain, SwapError};
+pub use chain::{FilterChain, Persist, SwapError};
 pub use slot::{LoadContext, LoadError, LoadedFilter};
 
 /// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
@@ -70,6 +70,7 @@ pub async fn load_chain(
     config: &Config,
     cluster: Arc<Cluster>,
     cache: &Arc<cache::FilterCache>,
+    store: Option<Arc<crate::store::L3>>,
 ) -> Result<FilterChain, String> {
     let env = slot::LoadContext {
         cluster: cluster.clone(),
@@ -100,5 +101,6 @@ pub async fn load_chain(
         config.routing.on_filter_error,
         cluster,
         env,
+        store,
     ))
 }

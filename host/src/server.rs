@@ -99,7 +99,7 @@ impl Gateway {
             None
         } else {
             Some(Arc::new(
-                crate::filters::load_chain(&config, cluster.clone(), &filter_cache)
+                crate::filters::load_chain(&config, cluster.clone(), &filter_cache, l3.clone())
                     .await
                     .map_err(StartError::Filter)?,
             ))

@@ -39,6 +39,25 @@ pub struct HistoryRow {
     pub created_at_ms: i64,
 }
 
+/// A filter version to store.
+pub struct NewModule<'a> {
+    pub slot: &'a str,
+    pub sha256: &'a str,
+    pub bytes: &'a [u8],
+    pub config: &'a str,
+    pub created_by: &'a str,
+}
+
+/// A stored filter version.
+#[derive(Debug, Clone)]
+pub struct ModuleRow {
+    pub version: i64,
+    pub sha256: String,
+    pub bytes: Vec<u8>,
+    pub config: String,
+    pub active: bool,
+}
+
 /// A queued write.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -224,6 +243,117 @@ impl Store {
                 a.rows_affected() + b.rows_affected()
             }
         })
+    }
+
+    /// Store an accepted filter version as the slot's active one; returns its version number.
+    pub async fn insert_module(&self, m: &NewModule<'_>) -> Result<i64, String> {
+        let now = now_ms();
+        macro_rules! run {
+            ($pool:expr, $max:expr, $off:expr, $ins:expr) => {{
+                let mut tx = $pool.begin().await.map_err(|e| e.to_string())?;
+                let version: i64 = sqlx::query_scalar($max)
+                    .bind(m.slot)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query($off)
+                    .bind(m.slot)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query($ins)
+                    .bind(m.slot)
+                    .bind(version)
+                    .bind(m.sha256)
+                    .bind(m.bytes)
+                    .bind(m.config)
+                    .bind(now)
+                    .bind(m.created_by)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())?;
+                Ok(version)
+            }};
+        }
+        match self {
+            Store::Sqlite(p) => run!(
+                p,
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM filter_modules WHERE slot = ?",
+                "UPDATE filter_modules SET active = FALSE WHERE slot = ?",
+                "INSERT INTO filter_modules (slot, version, sha256, bytes, config, created_at, created_by, active) VALUES (?, ?, ?, ?, ?, ?, ?, TRUE)"
+            ),
+            Store::Postgres(p) => run!(
+                p,
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM filter_modules WHERE slot = $1",
+                "UPDATE filter_modules SET active = FALSE WHERE slot = $1",
+                "INSERT INTO filter_modules (slot, version, sha256, bytes, config, created_at, created_by, active) VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE)"
+            ),
+        }
+    }
+
+    /// One stored version of a slot.
+    pub async fn module(&self, slot: &str, version: i64) -> Result<Option<ModuleRow>, String> {
+        let row: Option<(i64, String, Vec<u8>, String, bool)> = match self {
+            Store::Sqlite(p) => sqlx::query_as("SELECT version, sha256, bytes, config, active FROM filter_modules WHERE slot = ? AND version = ?")
+                .bind(slot).bind(version).fetch_optional(p).await,
+            Store::Postgres(p) => sqlx::query_as("SELECT version, sha256, bytes, config, active FROM filter_modules WHERE slot = $1 AND version = $2")
+                .bind(slot).bind(version).fetch_optional(p).await,
+        }
+        .map_err(|e| e.to_string())?;
+        Ok(
+            row.map(|(version, sha256, bytes, config, active)| ModuleRow {
+                version,
+                sha256,
+                bytes,
+                config,
+                active,
+            }),
+        )
+    }
+
+    /// The stored versions of a slot, oldest first, without their bytes.
+    pub async fn versions(&self, slot: &str) -> Result<Vec<(i64, String, bool)>, String> {
+        match self {
+            Store::Sqlite(p) => sqlx::query_as("SELECT version, sha256, active FROM filter_modules WHERE slot = ? ORDER BY version")
+                .bind(slot).fetch_all(p).await,
+            Store::Postgres(p) => sqlx::query_as("SELECT version, sha256, active FROM filter_modules WHERE slot = $1 ORDER BY version")
+                .bind(slot).fetch_all(p).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// Mark `version` as the slot's active one.
+    pub async fn activate(&self, slot: &str, version: i64) -> Result<(), String> {
+        macro_rules! run {
+            ($pool:expr, $off:expr, $on:expr) => {{
+                let mut tx = $pool.begin().await.map_err(|e| e.to_string())?;
+                sqlx::query($off)
+                    .bind(slot)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query($on)
+                    .bind(slot)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tx.commit().await.map_err(|e| e.to_string())
+            }};
+        }
+        match self {
+            Store::Sqlite(p) => run!(
+                p,
+                "UPDATE filter_modules SET active = FALSE WHERE slot = ?",
+                "UPDATE filter_modules SET active = TRUE WHERE slot = ? AND version = ?"
+            ),
+            Store::Postgres(p) => run!(
+                p,
+                "UPDATE filter_modules SET active = FALSE WHERE slot = $1",
+                "UPDATE filter_modules SET active = TRUE WHERE slot = $1 AND version = $2"
+            ),
+        }
     }
 
     /// Rows in `query_history` (tests and status).

@@ -11,6 +11,7 @@ use super::slot::{LoadContext, LoadedFilter};
 use crate::cluster::Cluster;
 use crate::config::FilterErrorPolicy;
 use crate::routing::{BoxFuture, Decision, QueryRequest, RouteContext, Router};
+use crate::store::{NewModule, L3};
 
 /// An ordered list of loaded filters, swappable while it serves.
 pub struct FilterChain {
@@ -20,6 +21,16 @@ pub struct FilterChain {
     env: LoadContext,
     /// Serialises swaps (calls never wait on it).
     swapping: tokio::sync::Mutex<()>,
+    /// Where accepted versions are kept (L3), if configured.
+    store: Option<Arc<L3>>,
+}
+
+/// What a swap records in L3.
+pub enum Persist<'a> {
+    /// A new upload: stored as the slot's next version, and active.
+    New { created_by: &'a str },
+    /// A stored version made active again.
+    Existing(i64),
 }
 
 /// A swap that did not happen: which step failed, and why. The running version is untouched.
@@ -39,6 +50,7 @@ impl FilterChain {
         on_error: FilterErrorPolicy,
         cluster: Arc<Cluster>,
         env: LoadContext,
+        store: Option<Arc<L3>>,
     ) -> Self {
         Self {
             slots: ArcSwap::from_pointee(slots),
@@ -46,6 +58,82 @@ impl FilterChain {
             cluster,
             env,
             swapping: tokio::sync::Mutex::new(()),
+            store,
+        }
+    }
+
+    fn store(&self, step: &'static str) -> Result<&Arc<L3>, SwapError> {
+        match &self.store {
+            Some(l3) if l3.is_healthy() => Ok(l3),
+            Some(_) => Err(SwapError {
+                step,
+                message: "the store (L3) is down".into(),
+            }),
+            None => Err(SwapError {
+                step,
+                message: "no store is configured (store.url is empty)".into(),
+            }),
+        }
+    }
+
+    /// The stored versions of `slot`: (version, sha256, active), oldest first.
+    pub async fn versions(&self, slot: &str) -> Result<Vec<(i64, String, bool)>, SwapError> {
+        let l3 = self.store("store")?;
+        l3.store()
+            .versions(slot)
+            .await
+            .map_err(|message| SwapError {
+                step: "store",
+                message,
+            })
+    }
+
+    /// Make stored `version` of `slot` active again, through the same pipeline as an upload.
+    pub async fn activate(
+        &self,
+        slot: &str,
+        version: i64,
+    ) -> Result<(Arc<LoadedFilter>, Option<Arc<LoadedFilter>>), SwapError> {
+        let l3 = self.store("store")?;
+        let row = l3
+            .store()
+            .module(slot, version)
+            .await
+            .map_err(|message| SwapError {
+                step: "store",
+                message,
+            })?
+            .ok_or_else(|| SwapError {
+                step: "version",
+                message: format!("slot '{slot}' has no version {version}"),
+            })?;
+        self.swap(
+            slot,
+            &format!("store:{slot}@{version}"),
+            &row.bytes,
+            row.config,
+            Persist::Existing(version),
+        )
+        .await
+    }
+
+    /// Go back to the version before the active one.
+    pub async fn rollback(
+        &self,
+        slot: &str,
+    ) -> Result<(Arc<LoadedFilter>, Option<Arc<LoadedFilter>>), SwapError> {
+        let versions = self.versions(slot).await?;
+        let active = versions.iter().find(|(_, _, a)| *a).map(|(v, _, _)| *v);
+        let previous = match active {
+            Some(a) => versions.iter().map(|(v, _, _)| *v).filter(|v| *v < a).max(),
+            None => None,
+        };
+        match previous {
+            Some(p) => self.activate(slot, p).await,
+            None => Err(SwapError {
+                step: "version",
+                message: format!("slot '{slot}' has no stored version before the active one"),
+            }),
         }
     }
 
@@ -64,8 +152,10 @@ impl FilterChain {
         module: &str,
         bytes: &[u8],
         config_json: String,
+        persist: Persist<'_>,
     ) -> Result<(Arc<LoadedFilter>, Option<Arc<LoadedFilter>>), SwapError> {
         let _one_at_a_time = self.swapping.lock().await;
+        let config_for_store = config_json.clone();
         let new = LoadedFilter::load(&self.env, slot, module, bytes, config_json)
             .await
             .map_err(|e| SwapError {
@@ -87,6 +177,41 @@ impl FilterChain {
             step: "self-test",
             message: e.to_string(),
         })?;
+        // record it before it serves, so what serves can always be found again after a restart
+        let version = match persist {
+            Persist::New { created_by } => match &self.store {
+                None => 0,
+                Some(_) => {
+                    let l3 = self.store("store")?;
+                    let row = NewModule {
+                        slot,
+                        sha256: &new.sha256,
+                        bytes,
+                        config: &config_for_store,
+                        created_by,
+                    };
+                    l3.store()
+                        .insert_module(&row)
+                        .await
+                        .map_err(|message| SwapError {
+                            step: "store",
+                            message,
+                        })?
+                }
+            },
+            Persist::Existing(v) => {
+                let l3 = self.store("store")?;
+                l3.store()
+                    .activate(slot, v)
+                    .await
+                    .map_err(|message| SwapError {
+                        step: "store",
+                        message,
+                    })?;
+                v
+            }
+        };
+        new.version.store(version, Ordering::Relaxed);
         let current = self.slots.load_full();
         let mut next: Vec<Arc<LoadedFilter>> = current.iter().cloned().collect();
         let replaced = match next.iter().position(|f| &*f.slot == slot) {

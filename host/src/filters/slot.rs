@@ -94,6 +94,8 @@ pub struct LoadedFilter {
     limits: Limits,
     idle: Mutex<Vec<Instance>>,
     wants_sql_objects: AtomicBool,
+    /// The stored version this is (0: from the config file, not stored).
+    pub version: std::sync::atomic::AtomicI64,
     /// Counters.
     pub stats: SlotStats,
 }
@@ -140,6 +142,7 @@ impl LoadedFilter {
             limits: env.limits.clone(),
             idle: Mutex::new(Vec::new()),
             wants_sql_objects: AtomicBool::new(true),
+            version: std::sync::atomic::AtomicI64::new(0),
             stats: SlotStats::default(),
         });
         // init runs now, so a config the filter refuses is a load error

@@ -182,3 +182,110 @@ async fn an_accepted_upload_is_live_for_the_next_query() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn accepted_versions_are_stored_and_can_be_rolled_back_or_activated() {
+    let dir = std::env::temp_dir().join(format!("sluice-versions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = cluster("adhoc-1").await;
+    let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
+    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    let gw = Gw::start(cfg).await;
+    // wait for the store
+    for _ in 0..300 {
+        if json(&gw.admin(Method::GET, "/api/v1/cache").await.1)["l3_store"]["healthy"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (s1, v1) = put_builtin(&gw, "stochastic").await;
+    assert_eq!(s1, StatusCode::OK, "{v1}");
+    let (s2, v2) = put_builtin(&gw, "routing-rules").await;
+    assert_eq!(s2, StatusCode::OK, "{v2}");
+    assert_eq!(
+        (v1["version"].as_i64(), v2["version"].as_i64()),
+        (Some(1), Some(2))
+    );
+    let (_, versions) = gw
+        .admin_as(
+            Method::GET,
+            "/api/v1/filters/query-count/versions",
+            Some(VIEWER),
+            Bytes::new(),
+        )
+        .await;
+    let active: Vec<bool> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["active"].as_bool().unwrap())
+        .collect();
+    assert_eq!(active, vec![false, true]);
+
+    let (status, body) = gw
+        .admin_as(
+            Method::POST,
+            "/api/v1/filters/query-count/rollback",
+            Some(ADMIN),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sha256"], v1["sha256"]);
+    assert_eq!(slots(&gw).await[0]["sha256"], v1["sha256"]);
+    let (status, _) = gw
+        .admin_as(
+            Method::POST,
+            "/api/v1/filters/query-count/rollback",
+            Some(ADMIN),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing before version 1");
+
+    let (status, body) = gw
+        .admin_as(
+            Method::POST,
+            "/api/v1/filters/query-count/activate/2",
+            Some(ADMIN),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(slots(&gw).await[0]["sha256"], v2["sha256"]);
+    assert_eq!(slots(&gw).await[0]["version"], 2);
+    let (status, _) = gw
+        .admin_as(
+            Method::POST,
+            "/api/v1/filters/query-count/activate/99",
+            Some(ADMIN),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = gw
+        .admin_as(
+            Method::POST,
+            "/api/v1/filters/query-count/rollback",
+            Some(VIEWER),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, q) = gw.submit("SELECT 1", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    gw.drain(&q).await;
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+async fn put_builtin(gw: &Gw, name: &str) -> (StatusCode, Value) {
+    let bytes = Bytes::from_static(sluice::filters::builtin::bytes(name).unwrap());
+    let config = if name == "routing-rules" {
+        "?config=%7Brules%3A%20%5B%5D%7D" // {rules: []}
+    } else {
+        ""
+    };
+    let path = format!("/api/v1/filters/query-count{config}");
+    gw.admin_as(Method::PUT, &path, Some(ADMIN), bytes).await
+}
