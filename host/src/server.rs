@@ -104,6 +104,28 @@ impl Gateway {
                     .map_err(StartError::Filter)?,
             ))
         };
+        if let (Some(chain), Some(l3)) = (&chain, &l3) {
+            // after a restart: run the versions the store marks active, once it is reachable
+            let (chain, l3, mut stop) = (chain.clone(), l3.clone(), shutdown_rx.clone());
+            tokio::spawn(async move {
+                loop {
+                    if l3.is_healthy() {
+                        let switched = chain.catch_up().await;
+                        if !switched.is_empty() {
+                            tracing::info!(
+                                ?switched,
+                                "filter slots now run their stored active versions"
+                            );
+                        }
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            });
+        }
         let router: Box<dyn Router> = match &chain {
             Some(c) => Box::new(c.clone()),
             None => Box::new(LeastLoaded),

@@ -117,6 +117,31 @@ impl FilterChain {
         .await
     }
 
+    /// Make every slot run the version L3 marks active (after a restart, or a change made by
+    /// another instance); returns the slots switched. A version that fails to load is logged and
+    /// the running one kept.
+    pub async fn catch_up(&self) -> Vec<String> {
+        let mut switched = Vec::new();
+        for f in self.slots().iter() {
+            let Ok(versions) = self.versions(&f.slot).await else {
+                return switched;
+            };
+            let Some((version, sha, _)) = versions.iter().find(|(_, _, active)| *active) else {
+                continue;
+            };
+            if *sha == *f.sha256 && f.version.load(Ordering::Relaxed) == *version {
+                continue;
+            }
+            match self.activate(&f.slot, *version).await {
+                Ok(_) => switched.push(f.slot.to_string()),
+                Err(e) => {
+                    tracing::warn!(slot = &*f.slot, version, error = %e, "could not load the active stored version; keeping the running one")
+                }
+            }
+        }
+        switched
+    }
+
     /// Go back to the version before the active one.
     pub async fn rollback(
         &self,

@@ -289,3 +289,38 @@ async fn put_builtin(gw: &Gw, name: &str) -> (StatusCode, Value) {
     let path = format!("/api/v1/filters/query-count{config}");
     gw.admin_as(Method::PUT, &path, Some(ADMIN), bytes).await
 }
+
+#[tokio::test]
+async fn an_uploaded_version_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("sluice-restart-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = cluster("adhoc-1").await;
+    let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
+    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    let gw = Gw::start(cfg.clone()).await;
+    let mut uploaded = Value::Null;
+    for _ in 0..300 {
+        let (status, body) = put_builtin(&gw, "stochastic").await;
+        if status == StatusCode::OK {
+            uploaded = body;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await; // the store is starting
+    }
+    assert_eq!(uploaded["version"], 1, "{uploaded}");
+    gw.stop().await;
+
+    let gw = Gw::start(cfg).await;
+    let mut running = Value::Null;
+    for _ in 0..300 {
+        running = slots(&gw).await[0].clone();
+        if running["sha256"] == uploaded["sha256"] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(running["sha256"], uploaded["sha256"], "{running}");
+    assert_eq!(running["version"], 1);
+    gw.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
