@@ -185,19 +185,12 @@ async fn an_accepted_upload_is_live_for_the_next_query() {
 
 #[tokio::test]
 async fn accepted_versions_are_stored_and_can_be_rolled_back_or_activated() {
-    let dir = std::env::temp_dir().join(format!("sluice-versions-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, store_url) = temp_sqlite("versions");
     let a = cluster("adhoc-1").await;
     let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
-    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    cfg.store.url = store_url.clone();
     let gw = Gw::start(cfg).await;
-    // wait for the store
-    for _ in 0..300 {
-        if json(&gw.admin(Method::GET, "/api/v1/cache").await.1)["l3_store"]["healthy"] == true {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_drained(&gw).await; // the store is up
     let (s1, v1) = put_builtin(&gw, "stochastic").await;
     assert_eq!(s1, StatusCode::OK, "{v1}");
     let (s2, v2) = put_builtin(&gw, "routing-rules").await;
@@ -222,55 +215,20 @@ async fn accepted_versions_are_stored_and_can_be_rolled_back_or_activated() {
         .collect();
     assert_eq!(active, vec![false, true]);
 
-    let (status, body) = gw
-        .admin_as(
-            Method::POST,
-            "/api/v1/filters/query-count/rollback",
-            Some(ADMIN),
-            Bytes::new(),
-        )
-        .await;
+    let (status, body) = post(&gw, "/api/v1/filters/query-count/rollback", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["sha256"], v1["sha256"]);
     assert_eq!(slots(&gw).await[0]["sha256"], v1["sha256"]);
-    let (status, _) = gw
-        .admin_as(
-            Method::POST,
-            "/api/v1/filters/query-count/rollback",
-            Some(ADMIN),
-            Bytes::new(),
-        )
-        .await;
+    let (status, _) = post(&gw, "/api/v1/filters/query-count/rollback", ADMIN).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "nothing before version 1");
 
-    let (status, body) = gw
-        .admin_as(
-            Method::POST,
-            "/api/v1/filters/query-count/activate/2",
-            Some(ADMIN),
-            Bytes::new(),
-        )
-        .await;
+    let (status, body) = post(&gw, "/api/v1/filters/query-count/activate/2", ADMIN).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(slots(&gw).await[0]["sha256"], v2["sha256"]);
     assert_eq!(slots(&gw).await[0]["version"], 2);
-    let (status, _) = gw
-        .admin_as(
-            Method::POST,
-            "/api/v1/filters/query-count/activate/99",
-            Some(ADMIN),
-            Bytes::new(),
-        )
-        .await;
+    let (status, _) = post(&gw, "/api/v1/filters/query-count/activate/99", ADMIN).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = gw
-        .admin_as(
-            Method::POST,
-            "/api/v1/filters/query-count/rollback",
-            Some(VIEWER),
-            Bytes::new(),
-        )
-        .await;
+    let (status, _) = post(&gw, "/api/v1/filters/query-count/rollback", VIEWER).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, q) = gw.submit("SELECT 1", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -292,11 +250,10 @@ async fn put_builtin(gw: &Gw, name: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn an_uploaded_version_survives_a_restart() {
-    let dir = std::env::temp_dir().join(format!("sluice-restart-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, store_url) = temp_sqlite("restart");
     let a = cluster("adhoc-1").await;
     let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
-    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    cfg.store.url = store_url.clone();
     let gw = Gw::start(cfg.clone()).await;
     let mut uploaded = Value::Null;
     for _ in 0..300 {
@@ -323,4 +280,10 @@ async fn an_uploaded_version_survives_a_restart() {
     assert_eq!(running["version"], 1);
     gw.stop().await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `POST` an admin action with a token.
+async fn post(gw: &Gw, path: &str, token: &str) -> (StatusCode, Value) {
+    gw.admin_as(Method::POST, path, Some(token), Bytes::new())
+        .await
 }

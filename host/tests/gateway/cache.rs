@@ -3,13 +3,8 @@
 use std::time::{Duration, Instant};
 
 use http::{Method, StatusCode};
-use serde_json::Value;
 
 use crate::support::*;
-
-async fn cache_stats(gw: &Gw) -> Value {
-    json(&gw.admin(Method::GET, "/api/v1/cache").await.1)
-}
 
 fn shared_config(fakes: &[(&str, &str, &str)], redis: &RedisServer) -> sluice::config::Config {
     let mut c = config(fakes);
@@ -150,28 +145,12 @@ async fn a_flood_of_bogus_ids_searches_the_clusters_once_per_id() {
     gw.stop().await;
 }
 
-async fn l3_state(gw: &Gw) -> Value {
-    cache_stats(gw).await["l3_store"].clone()
-}
-
-async fn wait_drained(gw: &Gw) {
-    for _ in 0..1000 {
-        let l3 = l3_state(gw).await;
-        if l3["healthy"] == true && l3["queued"] == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("L3 queue never drained: {}", l3_state(gw).await);
-}
-
 #[tokio::test]
 async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
-    let dir = std::env::temp_dir().join(format!("sluice-l3-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, store_url) = temp_sqlite("l3");
     let c1 = cluster("c1").await;
     let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
-    cfg.store.url = format!("sqlite://{}/sluice.db", dir.display());
+    cfg.store.url = store_url.clone();
     cfg.cache.search.enabled = false; // only L3 can know
     let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
     wait_drained(&a).await;
@@ -303,9 +282,8 @@ async fn an_in_memory_sqlite_store_keeps_its_rows() {
 
 #[tokio::test]
 async fn a_graceful_stop_writes_the_queued_history_rows() {
-    let dir = std::env::temp_dir().join(format!("sluice-drain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite://{}/sluice.db", dir.display());
+    let (dir, store_url) = temp_sqlite("drain");
+    let url = store_url;
     let c1 = cluster("c1").await;
     let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
     cfg.store.url = url.clone();

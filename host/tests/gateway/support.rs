@@ -54,16 +54,21 @@ pub fn config(backends: &[(&str, &str, &str)]) -> Config {
 pub struct Gw {
     pub gateway: Gateway,
     pub client: Client<HttpConnector, Full<Bytes>>,
+    /// A plain token from `admin.tokens`, sent by [`Gw::admin`] so status reads work when the
+    /// config turns authentication on.
+    token: Option<String>,
 }
 
 impl Gw {
     pub async fn start(config: Config) -> Gw {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token = config.admin.tokens.iter().find_map(|t| t.token.clone());
         let gateway = Gateway::start(config, listener, admin).await.unwrap();
         let gw = Gw {
             gateway,
             client: Client::builder(TokioExecutor::new()).build_http(),
+            token,
         };
         gw.wait_ready().await;
         gw
@@ -103,15 +108,11 @@ impl Gw {
 
     pub async fn admin(&self, method: Method, path: &str) -> (StatusCode, Bytes) {
         let uri = format!("http://{}{}", self.gateway.admin_addr, path);
-        send(
-            &self.client,
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        send(&self.client, req.body(Full::default()).unwrap()).await
     }
 
     /// Send a request to the gateway; returns status, headers and body.
@@ -438,4 +439,34 @@ impl Drop for PgServer {
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The admin API's cache status (`/api/v1/cache`).
+pub async fn cache_stats(gw: &Gw) -> Value {
+    json(&gw.admin(Method::GET, "/api/v1/cache").await.1)
+}
+
+/// The L3 part of it.
+pub async fn l3_state(gw: &Gw) -> Value {
+    cache_stats(gw).await["l3_store"].clone()
+}
+
+/// Wait until L3 is up and nothing waits to be written; bounded.
+pub async fn wait_drained(gw: &Gw) {
+    for _ in 0..1000 {
+        let l3 = l3_state(gw).await;
+        if l3["healthy"] == true && l3["queued"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L3 queue never drained: {}", l3_state(gw).await);
+}
+
+/// A SQLite store file in a fresh temp dir of its own: (dir to remove, `store.url`).
+pub fn temp_sqlite(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/sluice.db", dir.display());
+    (dir, url)
 }
