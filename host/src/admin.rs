@@ -4,11 +4,14 @@
 //!
 //! | method and path | role | what |
 //! | --- | --- | --- |
-//! | `GET /api/v1/filters` | viewer | each slot: module, sha256, load time, calls, traps, timeouts |
-//! | `PUT /api/v1/filters/{slot}?config=…` | admin | body: a Wasm component; swap it into `slot` |
+//! | `GET /api/v1/filters` | viewer | each slot: module, version, sha256, load time, calls, traps, timeouts |
+//! | `PUT /api/v1/filters/{slot}?config=…` | admin | body: a Wasm component (or multipart `module` + `config`); swap it into `slot` |
+//! | `PUT /api/v1/filters/{slot}/config` | admin | body: YAML/JSON; the slot's module with a new config |
 //! | `GET /api/v1/filters/{slot}/versions` | viewer | the versions kept in L3 |
 //! | `POST /api/v1/filters/{slot}/rollback` | admin | back to the version before the active one |
 //! | `POST /api/v1/filters/{slot}/activate/{version}` | admin | a stored version, through the pipeline |
+//! | `GET`, `PUT /api/v1/chain` | viewer, admin | the slot order; body `{"order": [...]}` |
+//! | `GET /api/v1/fleet` | viewer | the active versions in L3 and what every instance runs |
 //! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use serde_json::json;
 use crate::config::Role;
 
 pub mod auth;
+pub mod client;
 
 /// Largest module upload.
 const MAX_MODULE_BYTES: usize = 64 << 20;
@@ -44,6 +48,8 @@ pub struct Admin {
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// Who may read and change.
     pub tokens: auth::Tokens,
+    /// This instance's part in the fleet (with a chain and a store).
+    pub fleet: Option<Arc<crate::filters::fleet::Fleet>>,
 }
 
 impl Admin {
@@ -71,85 +77,126 @@ impl Admin {
                 return reply(refusal.status, json!({"error": refusal.message}));
             }
         }
-        let parts: Vec<&str> = path
-            .strip_prefix("/api/v1/filters/")
-            .map(|p| p.split('/').collect())
-            .unwrap_or_default();
-        if let (Some(chain), Some(slot)) = (&self.chain, parts.first().filter(|s| !s.is_empty())) {
-            let done = |r: Result<_, crate::filters::SwapError>| swap_reply(slot, r);
-            match (req.method().clone(), &parts[1..]) {
-                (Method::GET, ["versions"]) => {
-                    return match chain.versions(slot).await {
-                        Ok(v) => reply(
-                            StatusCode::OK,
-                            json!(v.iter().map(|(version, sha, active)| json!({"version": version, "sha256": sha, "active": active})).collect::<Vec<_>>()),
-                        ),
-                        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string(), "step": e.step})),
-                    }
-                }
-                (Method::POST, ["rollback"]) => return done(chain.rollback(slot).await),
-                (Method::POST, ["activate", v]) => {
-                    return match v.parse::<i64>() {
-                        Ok(v) => done(chain.activate(slot, v).await),
-                        Err(_) => reply(StatusCode::BAD_REQUEST, json!({"error": format!("'{v}' is not a version number")})),
-                    }
-                }
-                _ => {}
-            }
-        }
-        if changes {
-            return match (req.method().clone(), path.strip_prefix("/api/v1/filters/")) {
-                (Method::PUT, Some(slot)) if !slot.is_empty() && !slot.contains('/') => {
+        if let Some(rest) = path.strip_prefix("/api/v1/filters/") {
+            let parts: Vec<&str> = rest.split('/').collect();
+            let method = req.method().clone();
+            return match (method, parts.as_slice()) {
+                (Method::GET, [slot, "versions"]) => self.versions(slot).await,
+                (Method::PUT, [slot]) => {
                     let slot = slot.to_string();
                     self.upload(&slot, req).await
                 }
+                (Method::PUT, [slot, "config"]) => {
+                    let slot = slot.to_string();
+                    self.reconfigure(&slot, req).await
+                }
+                (Method::POST, [slot, "rollback"]) => match self.chain() {
+                    Ok(chain) => swap_reply(slot, chain.rollback(slot).await),
+                    Err(resp) => resp,
+                },
+                (Method::POST, [slot, "activate", v]) => match (self.chain(), v.parse::<i64>()) {
+                    (Err(resp), _) => resp,
+                    (Ok(chain), Ok(v)) => swap_reply(slot, chain.activate(slot, v).await),
+                    (_, Err(_)) => reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": format!("'{v}' is not a version number")}),
+                    ),
+                },
                 (m, _) => reply(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    json!({"error": format!("no {m} {path}")}),
+                    StatusCode::NOT_FOUND,
+                    json!({"error": format!("no admin endpoint {m} {path}")}),
                 ),
             };
         }
-        self.read(&req)
+        match (req.method().clone(), path.as_str()) {
+            (Method::PUT, "/api/v1/chain") => self.reorder(req).await,
+            (Method::GET, "/api/v1/chain") => match self.chain() {
+                Ok(chain) => reply(StatusCode::OK, json!({"order": chain.order()})),
+                Err(resp) => resp,
+            },
+            (Method::GET, "/api/v1/fleet") => self.fleet().await,
+            (Method::GET | Method::HEAD, _) => self.read(&req),
+            (m, _) => reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({"error": format!("no {m} {path}")}),
+            ),
+        }
     }
 
-    /// `PUT /api/v1/filters/{slot}`: swap the uploaded component into the slot.
-    async fn upload(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
-        let Some(chain) = &self.chain else {
-            return reply(
+    fn chain(&self) -> Result<&Arc<FilterChain>, Response<Body>> {
+        self.chain.as_ref().ok_or_else(|| {
+            reply(
                 StatusCode::CONFLICT,
                 json!({"error": "no filter chain is configured (routing.chain is empty)"}),
-            );
+            )
+        })
+    }
+
+    async fn versions(&self, slot: &str) -> Response<Body> {
+        let chain = match self.chain() {
+            Ok(c) => c,
+            Err(resp) => return resp,
         };
-        let valid_slot = slot.len() <= 64
-            && slot
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !valid_slot {
+        match chain.versions(slot).await {
+            Ok(v) => reply(
+                StatusCode::OK,
+                json!(v
+                    .iter()
+                    .map(|(version, sha, active)| json!({"version": version, "sha256": sha, "active": active}))
+                    .collect::<Vec<_>>()),
+            ),
+            Err(e) => reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": e.to_string(), "step": e.step}),
+            ),
+        }
+    }
+
+    /// `PUT /api/v1/filters/{slot}`: swap the uploaded component into the slot. The body is the
+    /// component, with the config in the `config` query parameter; or `multipart/form-data` with
+    /// a `module` part and an optional `config` part.
+    async fn upload(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
+        let chain = match self.chain() {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        if !crate::filters::valid_slot_name(slot) {
             return reply(
                 StatusCode::BAD_REQUEST,
-                json!({"error": "slot names are 1-64 characters of a-z, 0-9, '-' and '_'"}),
+                json!({"error": "slot names are 1-64 characters of a-z, 0-9, '-' and '_'", "step": "slot"}),
             );
         }
-        let config_json = match config_param(req.uri().query()) {
+        let mut config_json = match config_param(req.uri().query()) {
             Ok(c) => c,
-            Err(e) => {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"error": e, "step": "config"}),
-                )
-            }
+            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "config"})),
         };
-        let bytes = match Limited::new(req.into_body(), MAX_MODULE_BYTES)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
+        let boundary = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|ct| ct.starts_with("multipart/form-data"))
+            .map(multer::parse_boundary);
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let bytes = match boundary {
+            None => body,
+            Some(Err(e)) => {
                 return reply(
                     StatusCode::BAD_REQUEST,
-                    json!({"error": format!("could not read the module: {e}"), "step": "upload"}),
+                    json!({"error": format!("multipart: {e}"), "step": "upload"}),
                 )
             }
+            Some(Ok(boundary)) => match multipart(body, boundary).await {
+                Ok((module, config)) => {
+                    if let Some(c) = config {
+                        config_json = c;
+                    }
+                    module
+                }
+                Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "upload"})),
+            },
         };
         let persist = crate::filters::Persist::New {
             created_by: "admin",
@@ -159,6 +206,137 @@ impl Admin {
             chain
                 .swap(slot, "upload", &bytes, config_json, persist)
                 .await,
+        )
+    }
+
+    /// `PUT /api/v1/filters/{slot}/config`: the slot's module with a new config (YAML or JSON body).
+    async fn reconfigure(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
+        let chain = match self.chain() {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let config_json = match std::str::from_utf8(&body)
+            .map_err(|e| format!("config is not UTF-8: {e}"))
+            .and_then(crate::filters::config_to_json)
+        {
+            Ok(c) => c,
+            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "config"})),
+        };
+        match chain.reconfigure(slot, config_json, "admin").await {
+            Err(e) if e.step == "slot" => {
+                reply(StatusCode::NOT_FOUND, json!({"error": e.to_string(), "step": e.step}))
+            }
+            result => swap_reply(slot, result),
+        }
+    }
+
+    /// `PUT /api/v1/chain`: body `{"order": ["slot", …]}` (or just the list).
+    async fn reorder(&self, req: Request<Incoming>) -> Response<Body> {
+        let chain = match self.chain() {
+            Ok(c) => c,
+            Err(resp) => return resp,
+        };
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Order {
+            Wrapped { order: Vec<String> },
+            List(Vec<String>),
+        }
+        let order = match serde_json::from_slice::<Order>(&body) {
+            Ok(Order::Wrapped { order } | Order::List(order)) => order,
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": format!("expected {{\"order\": [\"slot\", …]}}: {e}"), "step": "order"}),
+                )
+            }
+        };
+        match chain.reorder(&order, "admin").await {
+            Ok(order) => reply(StatusCode::OK, json!({"order": order})),
+            Err(e) => {
+                let status = if e.step == "store" {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::UNPROCESSABLE_ENTITY
+                };
+                reply(status, json!({"error": e.to_string(), "step": e.step}))
+            }
+        }
+    }
+
+    /// `GET /api/v1/fleet`: what L3 marks active, and what every instance reports it runs.
+    async fn fleet(&self) -> Response<Body> {
+        let (Some(chain), Some(fleet)) = (&self.chain, &self.fleet) else {
+            return reply(
+                StatusCode::CONFLICT,
+                json!({"error": "no fleet state: it needs a filter chain and a store (L3)"}),
+            );
+        };
+        let Some(l3) = chain.l3().filter(|l3| l3.is_healthy()) else {
+            return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "the store (L3) is down"}));
+        };
+        let (active, instances) = match (
+            l3.store().active_modules().await,
+            l3.store().instances().await,
+        ) {
+            (Ok(a), Ok(i)) => (a, i),
+            (Err(e), _) | (_, Err(e)) => {
+                return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e}))
+            }
+        };
+        let poll_ms = fleet.options.poll_interval.map(|d| d.as_millis() as i64);
+        // an instance that missed three polls (or 30 s without polling) is stale
+        let stale_after = poll_ms.map(|p| 3 * p).unwrap_or(30_000).max(3_000);
+        let now = crate::store::now_ms();
+        let mut by_instance: std::collections::BTreeMap<&str, Vec<&crate::store::InstanceSlot>> =
+            Default::default();
+        for row in &instances {
+            by_instance.entry(&row.instance_id).or_default().push(row);
+        }
+        let mut converged = true;
+        let listed: Vec<serde_json::Value> = by_instance
+            .into_iter()
+            .map(|(id, rows)| {
+                let updated = rows.iter().map(|r| r.updated_at).max().unwrap_or(0);
+                let stale = now - updated > stale_after;
+                let slots: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        let wanted = active.iter().find(|(s, _, _)| *s == r.slot);
+                        let current = wanted.is_none_or(|(_, v, sha)| *sha == r.sha256 && *v == r.version);
+                        if !current && !stale {
+                            converged = false;
+                        }
+                        json!({
+                            "slot": r.slot, "position": r.position, "sha256": r.sha256,
+                            "version": r.version, "current": current, "error": r.error,
+                        })
+                    })
+                    .collect();
+                json!({"instance_id": id, "updated_at": updated, "stale": stale, "slots": slots})
+            })
+            .collect();
+        reply(
+            StatusCode::OK,
+            json!({
+                "instance_id": fleet.options.instance_id,
+                "channel": fleet.options.channel,
+                "poll_interval_ms": poll_ms,
+                "subscribed": fleet.status.subscribed.load(Ordering::Relaxed),
+                "announced": fleet.status.announced.load(Ordering::Relaxed),
+                "received": fleet.status.received.load(Ordering::Relaxed),
+                "active": active.iter().map(|(slot, version, sha)| json!({"slot": slot, "version": version, "sha256": sha})).collect::<Vec<_>>(),
+                "converged": converged,
+                "instances": listed,
+            }),
         )
     }
 
@@ -284,10 +462,7 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response<Body> {
     resp
 }
 
-type Swapped = (
-    Arc<crate::filters::LoadedFilter>,
-    Option<Arc<crate::filters::LoadedFilter>>,
-);
+use crate::filters::Swapped;
 
 /// The answer to a swap: the new version, or the step that failed (the running version stays).
 fn swap_reply(slot: &str, result: Result<Swapped, crate::filters::SwapError>) -> Response<Body> {
@@ -315,14 +490,45 @@ fn swap_reply(slot: &str, result: Result<Swapped, crate::filters::SwapError>) ->
 
 /// The `config` query parameter (YAML or JSON) as the JSON handed to `init`; absent → `null`.
 fn config_param(query: Option<&str>) -> Result<String, String> {
-    let Some(text) = query.and_then(|q| {
+    match query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "config")
             .map(|(_, v)| v.into_owned())
-    }) else {
-        return Ok("null".into());
-    };
-    let value: serde_yaml::Value =
-        serde_yaml::from_str(&text).map_err(|e| format!("config is not YAML/JSON: {e}"))?;
-    serde_json::to_string(&value).map_err(|e| format!("config is not JSON-compatible: {e}"))
+    }) {
+        Some(text) => crate::filters::config_to_json(&text),
+        None => Ok("null".into()),
+    }
+}
+
+/// A request body up to [`MAX_MODULE_BYTES`].
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
+    match Limited::new(req.into_body(), MAX_MODULE_BYTES).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) => Err(reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("could not read the body (at most {} MiB): {e}", MAX_MODULE_BYTES >> 20), "step": "upload"}),
+        )),
+    }
+}
+
+/// The `module` and `config` parts of a `multipart/form-data` upload.
+async fn multipart(
+    body: bytes::Bytes,
+    boundary: String,
+) -> Result<(bytes::Bytes, Option<String>), String> {
+    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let (mut module, mut config) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(|e| format!("multipart: {e}"))? {
+        match field.name() {
+            Some("module") => module = Some(field.bytes().await.map_err(|e| e.to_string())?),
+            Some("config") => {
+                let text = field.text().await.map_err(|e| e.to_string())?;
+                config = Some(crate::filters::config_to_json(&text)?);
+            }
+            other => return Err(format!("unexpected multipart part {other:?}: send 'module' and 'config'")),
+        }
+    }
+    let module = module.ok_or("multipart upload without a 'module' part")?;
+    Ok((module, config))
 }

@@ -50,6 +50,9 @@ pub struct Config {
     /// L3: the SQL store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// This instance's name in fleet status (default `HOSTNAME:PORT`, the port of `listen`).
+    #[serde(default)]
+    pub instance_id: Option<String>,
 }
 
 /// L3: query mappings, history and filter modules in SQL.
@@ -211,6 +214,18 @@ pub struct FiltersConfig {
     /// `~/.cache/sluice/modules`). `""` turns the disk cache off.
     #[serde(default)]
     pub cache_dir: Option<String>,
+    /// How often each instance checks L3 for a version it missed (default 5000 ms; `0`: only at
+    /// start and on announcements).
+    #[serde(default = "defaults::filter_poll")]
+    pub poll_interval_ms: u64,
+    /// The Valkey pub/sub channel on which accepted versions are announced to the fleet.
+    #[serde(default = "defaults::filter_channel")]
+    pub channel: String,
+    /// A directory to watch: a `SLOT.wasm` written (or moved) into it is swapped into slot `SLOT`
+    /// through the same pipeline as an upload, with `SLOT.yaml` / `SLOT.json` as its config when
+    /// present. Off by default.
+    #[serde(default)]
+    pub watch_dir: Option<String>,
 }
 
 /// Query-state cache tiers.
@@ -503,6 +518,12 @@ mod defaults {
     pub fn filter_pool() -> usize {
         16
     }
+    pub fn filter_poll() -> u64 {
+        5000
+    }
+    pub fn filter_channel() -> String {
+        "sluice:filters".into()
+    }
 }
 
 macro_rules! default_from_serde {
@@ -772,6 +793,18 @@ impl Config {
                 });
             }
         }
+        if self.filters.poll_interval_ms != 0 && self.filters.poll_interval_ms < 100 {
+            return Err(Invalid {
+                text: "filters.poll_interval_ms: 0 (off) or at least 100".into(),
+                at: Spot::Key("poll_interval_ms"),
+            });
+        }
+        if self.filters.channel.is_empty() {
+            return Err(Invalid {
+                text: "filters.channel: must not be empty".into(),
+                at: Spot::Key("channel"),
+            });
+        }
         if self.filters.memory_limit_mb > crate::filters::MAX_MEMORY_MB {
             return Err(Invalid {
                 text: format!(
@@ -795,6 +828,21 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// This instance's name in fleet status: `instance_id`, or `HOSTNAME:PORT` with the port
+    /// clients connect to (`port`: the one actually bound).
+    pub fn instance_id(&self, port: u16) -> String {
+        if let Some(id) = self.instance_id.as_deref().filter(|s| !s.is_empty()) {
+            return id.to_string();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "sluice".into());
+        format!("{host}:{port}")
     }
 
     /// The routing groups named by the backends, sorted.

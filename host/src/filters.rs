@@ -30,11 +30,29 @@ pub mod builtin;
 pub mod cache;
 pub mod chain;
 pub mod engine;
+pub mod fleet;
 pub mod host;
 pub mod slot;
+pub mod watch;
 
-pub use chain::{FilterChain, Persist, SwapError};
+pub use chain::{CatchUp, FilterChain, Persist, SwapError, Swapped};
 pub use slot::{LoadContext, LoadError, LoadedFilter};
+
+/// Whether `name` can name a slot: 1-64 characters of `a-z`, `0-9`, `-` and `_`.
+pub fn valid_slot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// A filter config given as YAML or JSON text, as the JSON handed to `init`.
+pub fn config_to_json(text: &str) -> Result<String, String> {
+    let value: serde_yaml::Value =
+        serde_yaml::from_str(text).map_err(|e| format!("config is not YAML/JSON: {e}"))?;
+    serde_json::to_string(&value).map_err(|e| format!("config is not JSON-compatible: {e}"))
+}
 
 /// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
 pub const MAX_MEMORY_MB: u64 = 512;

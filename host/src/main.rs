@@ -1,4 +1,4 @@
-//! The `sluice` command line: `serve`, `check-config`, `demo`, `fake-trino`.
+//! The `sluice` command line: `serve`, `check-config`, `demo`, `filter`, `fake-trino`.
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -50,6 +50,17 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         clusters: usize,
     },
+    /// Drive the routing filters of a running gateway through its admin API.
+    Filter {
+        /// The admin listener (`admin.listen` of the gateway).
+        #[arg(long, env = "SLUICE_ADMIN_URL", default_value = "http://127.0.0.1:8081", global = true)]
+        admin_url: String,
+        /// Print the server's JSON answer instead of a summary.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: FilterCommand,
+    },
     /// Run a fake Trino coordinator (for tests and benchmarks).
     FakeTrino {
         /// Listen address (port 0 picks a free port).
@@ -74,6 +85,39 @@ enum Command {
         #[arg(long)]
         ignore_forwarded: bool,
     },
+}
+
+/// `sluice filter …` (the token comes from `SLUICE_ADMIN_TOKEN`).
+#[derive(Subcommand)]
+enum FilterCommand {
+    /// Each slot with its active version, sha256 and counters.
+    List,
+    /// Upload a component into a slot (created at the end of the chain if new).
+    Push {
+        slot: String,
+        /// The component (`cargo build --target wasm32-wasip2 --release` output).
+        file: PathBuf,
+        /// The slot's config, YAML or JSON (default: none).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Run the slot's module with a new config (YAML or JSON file).
+    Config { slot: String, file: PathBuf },
+    /// Go back to the version before the active one.
+    Rollback { slot: String },
+    /// Make a stored version active again.
+    Activate { slot: String, version: i64 },
+    /// The versions of a slot kept in the store.
+    Versions { slot: String },
+    /// Put the chain's slots in this order.
+    Order {
+        #[arg(required = true)]
+        slots: Vec<String>,
+    },
+    /// Which instance of the fleet runs which version.
+    Fleet,
+    /// Write a filter shipped in this binary (query-count, stochastic, routing-rules) to a file.
+    Builtin { name: String, file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -145,6 +189,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             admin_listen,
             clusters,
         } => demo(listen, admin_listen, clusters.max(1)).await,
+        Command::Filter {
+            admin_url,
+            json,
+            command,
+        } => filter_command(&admin_url, json, command).await,
         Command::FakeTrino {
             listen,
             name,
@@ -174,6 +223,83 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> anyhow::Result<()> {
+    use bytes::Bytes;
+    use http::Method;
+    use sluice::admin::client::{self, AdminClient};
+    if let FilterCommand::Builtin { name, file } = &command {
+        let bytes = sluice::filters::builtin::bytes(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "no builtin filter '{name}' (there are: {})",
+                sluice::filters::builtin::NAMES.join(", ")
+            )
+        })?;
+        std::fs::write(file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+        println!("wrote {} ({} bytes)", file.display(), bytes.len());
+        return Ok(());
+    }
+    let api = AdminClient::new(admin_url, std::env::var("SLUICE_ADMIN_TOKEN").ok())?;
+    let slot_path = |slot: &str| {
+        format!(
+            "/api/v1/filters/{}",
+            percent_encoding::utf8_percent_encode(slot, percent_encoding::NON_ALPHANUMERIC)
+        )
+    };
+    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    let (answer, print): (serde_json::Value, fn(&serde_json::Value)) = match command {
+        FilterCommand::Builtin { .. } => unreachable!("handled above"),
+        FilterCommand::List => (api.get("/api/v1/filters").await?, client::print_filters),
+        FilterCommand::Push { slot, file, config } => {
+            let module = read(&file)?;
+            let answer = match config {
+                Some(c) => {
+                    let text = String::from_utf8(read(&c)?)
+                        .with_context(|| format!("{} is not UTF-8", c.display()))?;
+                    let (ct, body) = client::multipart_upload(&module, &text);
+                    api.call(Method::PUT, &slot_path(&slot), Some(&ct), body).await?
+                }
+                None => {
+                    api.call(Method::PUT, &slot_path(&slot), Some("application/wasm"), module.into())
+                        .await?
+                }
+            };
+            (answer, client::print_swap)
+        }
+        FilterCommand::Config { slot, file } => {
+            let path = format!("{}/config", slot_path(&slot));
+            let answer = api.call(Method::PUT, &path, Some("application/yaml"), read(&file)?.into()).await?;
+            (answer, client::print_swap)
+        }
+        FilterCommand::Rollback { slot } => {
+            let path = format!("{}/rollback", slot_path(&slot));
+            (api.call(Method::POST, &path, None, Bytes::new()).await?, client::print_swap)
+        }
+        FilterCommand::Activate { slot, version } => {
+            let path = format!("{}/activate/{version}", slot_path(&slot));
+            (api.call(Method::POST, &path, None, Bytes::new()).await?, client::print_swap)
+        }
+        FilterCommand::Versions { slot } => {
+            let path = format!("{}/versions", slot_path(&slot));
+            (api.get(&path).await?, client::print_versions)
+        }
+        FilterCommand::Order { slots } => {
+            let body = serde_json::to_vec(&serde_json::json!({ "order": slots }))?;
+            let answer = api.call(Method::PUT, "/api/v1/chain", Some("application/json"), body.into()).await?;
+            (answer, |v| {
+                let order: Vec<&str> = v["order"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+                println!("chain order: {}", order.join(" -> "));
+            })
+        }
+        FilterCommand::Fleet => (api.get("/api/v1/fleet").await?, client::print_fleet),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print(&answer);
+    }
+    Ok(())
 }
 
 async fn demo(listen: SocketAddr, admin_listen: SocketAddr, clusters: usize) -> anyhow::Result<()> {
@@ -206,6 +332,15 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr, clusters: usize) -> 
     config.health.interval_ms = 1000;
     // the demo keeps its L3 in memory rather than leaving a sluice.db behind
     config.store.url = "sqlite::memory:".into();
+    // with SLUICE_ADMIN_TOKEN set, `sluice filter push` can swap filters into the demo
+    let admin_token = std::env::var("SLUICE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    if let Some(token) = &admin_token {
+        config.admin.tokens.push(sluice::config::TokenConfig {
+            token: Some(token.clone()),
+            token_sha256: None,
+            role: sluice::config::Role::Admin,
+        });
+    }
     config.validate().map_err(|e| anyhow::anyhow!(e.text))?;
     let listener = TcpListener::bind(listen)
         .await
@@ -227,10 +362,17 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr, clusters: usize) -> 
          \n  trino --server http://{p} --user demo --execute 'SELECT 1'\
          \n  python3 -c \"import trino; c = trino.dbapi.connect(host='{h}', port={port}, user='demo').cursor(); c.execute('SELECT 1'); print(c.fetchall())\"\
          \n  curl -s -H 'X-Trino-User: demo' -H 'X-Trino-Routing-Group: etl' -d 'SELECT 1' http://{p}/v1/statement\
-         \n\nBackend health: curl -s http://{a}/api/v1/backends\nPress Ctrl-C to stop.",
+         \n\nBackend health: curl -s http://{a}/api/v1/backends\
+         \nFilters:        sluice filter list --admin-url http://{a}{swap}\
+         \nPress Ctrl-C to stop.",
         h = p.ip(),
         port = p.port(),
         a = gateway.admin_addr,
+        swap = if admin_token.is_some() {
+            "   (SLUICE_ADMIN_TOKEN is the admin token: `sluice filter push` works)"
+        } else {
+            "   (read-only: set SLUICE_ADMIN_TOKEN to allow `sluice filter push`)"
+        },
     );
     shutdown_signal().await;
     gateway.shutdown().await;

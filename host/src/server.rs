@@ -104,27 +104,29 @@ impl Gateway {
                     .map_err(StartError::Filter)?,
             ))
         };
-        if let (Some(chain), Some(l3)) = (&chain, &l3) {
-            // after a restart: run the versions the store marks active, once it is reachable
-            let (chain, l3, mut stop) = (chain.clone(), l3.clone(), shutdown_rx.clone());
-            tokio::spawn(async move {
-                loop {
-                    if l3.is_healthy() {
-                        let switched = chain.catch_up().await;
-                        if !switched.is_empty() {
-                            tracing::info!(
-                                ?switched,
-                                "filter slots now run their stored active versions"
-                            );
-                        }
-                        return;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        _ = stop.changed() => return,
-                    }
-                }
-            });
+        // follow L3 (after a restart, and changes made by other instances) and announce changes
+        let fleet = match (&chain, &l3) {
+            (Some(chain), Some(l3)) => Some(crate::filters::fleet::Fleet::start(
+                crate::filters::fleet::FleetOptions {
+                    instance_id: config.instance_id(proxy_addr.port()),
+                    poll_interval: (config.filters.poll_interval_ms > 0)
+                        .then(|| Duration::from_millis(config.filters.poll_interval_ms)),
+                    channel: config.filters.channel.clone(),
+                },
+                chain.clone(),
+                l3.clone(),
+                l2.clone(),
+                shutdown_rx.clone(),
+            )),
+            _ => None,
+        };
+        if let (Some(chain), Some(dir)) = (&chain, config.filters.watch_dir.as_deref()) {
+            crate::filters::watch::start(
+                std::path::Path::new(dir),
+                chain.clone(),
+                shutdown_rx.clone(),
+            )
+            .map_err(StartError::Config)?;
         }
         let router: Box<dyn Router> = match &chain {
             Some(c) => Box::new(c.clone()),
@@ -143,6 +145,7 @@ impl Gateway {
             chain,
             registry: Arc::new(registry),
             tokens: crate::admin::auth::Tokens::new(&config.admin.tokens),
+            fleet,
         });
 
         let mut tasks = Vec::new();

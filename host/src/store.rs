@@ -17,6 +17,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::StoreConfig;
 
+mod fleet;
+pub use fleet::InstanceSlot;
+
 /// The two dialects.
 #[derive(Clone)]
 pub enum Store {

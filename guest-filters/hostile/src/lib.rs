@@ -2,12 +2,14 @@
 //! string) picks the misbehaviour: `"spin"` loops forever, `"bomb"` allocates until it runs out of
 //! memory, `"trap"` panics, `"ghost"` routes to a backend that does not exist, `"unhealthy"`
 //! routes to the first unhealthy backend, `"reject-init"` fails `init`, `"spin-init"` loops in
-//! `init`, `"echo-user"` rejects users named `reject-*` (403) and passes the rest, `"fine"` passes.
+//! `init`, `"hoard-init"` keeps 24 MiB from `init` on (it loads only under a larger memory
+//! limit), `"echo-user"` rejects users named `reject-*` (403) and passes the rest, `"fine"` passes.
 use std::sync::Mutex;
 
 use sluice_filter_sdk::{export_filter, Ctx, Decision, Health, InitInfo, QueryRequest};
 
 static MODE: Mutex<String> = Mutex::new(String::new());
+static HOARD: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 fn init(config: &str) -> Result<InitInfo, String> {
     let mode = config.trim().trim_matches('"').to_string();
@@ -16,6 +18,7 @@ fn init(config: &str) -> Result<InitInfo, String> {
         "spin-init" => loop {
             std::hint::black_box(());
         },
+        "hoard-init" => *HOARD.lock().unwrap() = vec![1u8; 24 << 20],
         _ => {}
     }
     *MODE.lock().unwrap() = mode;

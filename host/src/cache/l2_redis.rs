@@ -25,6 +25,7 @@ pub enum L2Error {
 
 /// The shared tier.
 pub struct L2 {
+    client: redis::Client,
     conns: ArcSwap<Vec<ConnectionManager>>,
     next: AtomicUsize,
     healthy: AtomicBool,
@@ -48,6 +49,7 @@ impl L2 {
         }
         let client = redis::Client::open(info).map_err(|e| format!("cache.valkey.url: {e}"))?;
         let l2 = Arc::new(L2 {
+            client: client.clone(),
             conns: ArcSwap::from_pointee(Vec::new()),
             next: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
@@ -131,6 +133,23 @@ impl L2 {
     pub async fn del(&self, key: &str) -> Result<(), L2Error> {
         let mut c = self.conn()?;
         self.run(async move { c.del(key).await }).await
+    }
+
+    /// PUBLISH; returns how many subscribers got the message.
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<i64, L2Error> {
+        let mut c = self.conn()?;
+        self.run(async move { c.publish(channel, message).await })
+            .await
+    }
+
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
+    /// The time limit of one operation.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// INCRBY and EXPIRE in one round trip (a MULTI/EXEC pipeline); returns the new value.

@@ -88,6 +88,7 @@ pub struct LoadedFilter {
     /// When it was loaded.
     pub loaded_at: std::time::SystemTime,
     config_json: String,
+    bytes: bytes::Bytes,
     pre: RouterPre<HostState>,
     cluster: Arc<Cluster>,
     cache: Namespace,
@@ -136,6 +137,7 @@ impl LoadedFilter {
             module: module.to_string(),
             loaded_at: std::time::SystemTime::now(),
             config_json,
+            bytes: bytes::Bytes::copy_from_slice(bytes),
             pre,
             cache: env.cache.namespace(slot),
             cluster: env.cluster.clone(),
@@ -155,6 +157,16 @@ impl LoadedFilter {
         }
         tracing::info!(slot, module, sha256 = &*filter.sha256, compiled = ?source, "filter loaded");
         Ok(filter)
+    }
+
+    /// The component bytes (kept so a config-only change can reload the same module).
+    pub fn bytes(&self) -> &bytes::Bytes {
+        &self.bytes
+    }
+
+    /// The configuration `init` received, as JSON.
+    pub fn config_json(&self) -> &str {
+        &self.config_json
     }
 
     async fn instantiate(&self) -> Result<Instance, FilterError> {
