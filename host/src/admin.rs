@@ -92,10 +92,10 @@ impl Admin {
                 }
                 (Method::POST, [slot, "rollback"]) => match self.chain() {
                     Ok(chain) => swap_reply(slot, chain.rollback(slot).await),
-                    Err(resp) => resp,
+                    Err(resp) => *resp,
                 },
                 (Method::POST, [slot, "activate", v]) => match (self.chain(), v.parse::<i64>()) {
-                    (Err(resp), _) => resp,
+                    (Err(resp), _) => *resp,
                     (Ok(chain), Ok(v)) => swap_reply(slot, chain.activate(slot, v).await),
                     (_, Err(_)) => reply(
                         StatusCode::BAD_REQUEST,
@@ -112,7 +112,7 @@ impl Admin {
             (Method::PUT, "/api/v1/chain") => self.reorder(req).await,
             (Method::GET, "/api/v1/chain") => match self.chain() {
                 Ok(chain) => reply(StatusCode::OK, json!({"order": chain.order()})),
-                Err(resp) => resp,
+                Err(resp) => *resp,
             },
             (Method::GET, "/api/v1/fleet") => self.fleet().await,
             (Method::GET | Method::HEAD, _) => self.read(&req),
@@ -123,19 +123,19 @@ impl Admin {
         }
     }
 
-    fn chain(&self) -> Result<&Arc<FilterChain>, Response<Body>> {
+    fn chain(&self) -> Result<&Arc<FilterChain>, Box<Response<Body>>> {
         self.chain.as_ref().ok_or_else(|| {
-            reply(
+            Box::new(reply(
                 StatusCode::CONFLICT,
                 json!({"error": "no filter chain is configured (routing.chain is empty)"}),
-            )
+            ))
         })
     }
 
     async fn versions(&self, slot: &str) -> Response<Body> {
         let chain = match self.chain() {
             Ok(c) => c,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         match chain.versions(slot).await {
             Ok(v) => reply(
@@ -158,7 +158,7 @@ impl Admin {
     async fn upload(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
         let chain = match self.chain() {
             Ok(c) => c,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         if !crate::filters::valid_slot_name(slot) {
             return reply(
@@ -168,7 +168,12 @@ impl Admin {
         }
         let mut config_json = match config_param(req.uri().query()) {
             Ok(c) => c,
-            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "config"})),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": e, "step": "config"}),
+                )
+            }
         };
         let boundary = req
             .headers()
@@ -178,7 +183,7 @@ impl Admin {
             .map(multer::parse_boundary);
         let body = match read_body(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let bytes = match boundary {
             None => body,
@@ -195,7 +200,12 @@ impl Admin {
                     }
                     module
                 }
-                Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "upload"})),
+                Err(e) => {
+                    return reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": e, "step": "upload"}),
+                    )
+                }
             },
         };
         let persist = crate::filters::Persist::New {
@@ -213,23 +223,29 @@ impl Admin {
     async fn reconfigure(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
         let chain = match self.chain() {
             Ok(c) => c,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let body = match read_body(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let config_json = match std::str::from_utf8(&body)
             .map_err(|e| format!("config is not UTF-8: {e}"))
             .and_then(crate::filters::config_to_json)
         {
             Ok(c) => c,
-            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e, "step": "config"})),
+            Err(e) => {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": e, "step": "config"}),
+                )
+            }
         };
         match chain.reconfigure(slot, config_json, "admin").await {
-            Err(e) if e.step == "slot" => {
-                reply(StatusCode::NOT_FOUND, json!({"error": e.to_string(), "step": e.step}))
-            }
+            Err(e) if e.step == "slot" => reply(
+                StatusCode::NOT_FOUND,
+                json!({"error": e.to_string(), "step": e.step}),
+            ),
             result => swap_reply(slot, result),
         }
     }
@@ -238,11 +254,11 @@ impl Admin {
     async fn reorder(&self, req: Request<Incoming>) -> Response<Body> {
         let chain = match self.chain() {
             Ok(c) => c,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         let body = match read_body(req).await {
             Ok(b) => b,
-            Err(resp) => return resp,
+            Err(resp) => return *resp,
         };
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
@@ -281,7 +297,10 @@ impl Admin {
             );
         };
         let Some(l3) = chain.l3().filter(|l3| l3.is_healthy()) else {
-            return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "the store (L3) is down"}));
+            return reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({"error": "the store (L3) is down"}),
+            );
         };
         let (active, instances) = match (
             l3.store().active_modules().await,
@@ -311,7 +330,8 @@ impl Admin {
                     .iter()
                     .map(|r| {
                         let wanted = active.iter().find(|(s, _, _)| *s == r.slot);
-                        let current = wanted.is_none_or(|(_, v, sha)| *sha == r.sha256 && *v == r.version);
+                        let current =
+                            wanted.is_none_or(|(_, v, sha)| *sha == r.sha256 && *v == r.version);
                         if !current && !stale {
                             converged = false;
                         }
@@ -428,6 +448,7 @@ impl Admin {
                     "idle_instances": f.idle_instances(),
                     "version": f.version.load(Ordering::Relaxed),
                     "wants_sql_objects": f.wants_sql_objects(),
+                    "config": serde_json::from_str::<serde_json::Value>(f.config_json()).unwrap_or(serde_json::Value::Null),
                     "stats": f.stats,
                 })
             })
@@ -501,13 +522,16 @@ fn config_param(query: Option<&str>) -> Result<String, String> {
 }
 
 /// A request body up to [`MAX_MODULE_BYTES`].
-async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Response<Body>> {
-    match Limited::new(req.into_body(), MAX_MODULE_BYTES).collect().await {
+async fn read_body(req: Request<Incoming>) -> Result<bytes::Bytes, Box<Response<Body>>> {
+    match Limited::new(req.into_body(), MAX_MODULE_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => Ok(b.to_bytes()),
-        Err(e) => Err(reply(
+        Err(e) => Err(Box::new(reply(
             StatusCode::BAD_REQUEST,
             json!({"error": format!("could not read the body (at most {} MiB): {e}", MAX_MODULE_BYTES >> 20), "step": "upload"}),
-        )),
+        ))),
     }
 }
 
@@ -519,14 +543,22 @@ async fn multipart(
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let (mut module, mut config) = (None, None);
-    while let Some(field) = form.next_field().await.map_err(|e| format!("multipart: {e}"))? {
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| format!("multipart: {e}"))?
+    {
         match field.name() {
             Some("module") => module = Some(field.bytes().await.map_err(|e| e.to_string())?),
             Some("config") => {
                 let text = field.text().await.map_err(|e| e.to_string())?;
                 config = Some(crate::filters::config_to_json(&text)?);
             }
-            other => return Err(format!("unexpected multipart part {other:?}: send 'module' and 'config'")),
+            other => {
+                return Err(format!(
+                    "unexpected multipart part {other:?}: send 'module' and 'config'"
+                ))
+            }
         }
     }
     let module = module.ok_or("multipart upload without a 'module' part")?;

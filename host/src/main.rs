@@ -53,7 +53,12 @@ enum Command {
     /// Drive the routing filters of a running gateway through its admin API.
     Filter {
         /// The admin listener (`admin.listen` of the gateway).
-        #[arg(long, env = "SLUICE_ADMIN_URL", default_value = "http://127.0.0.1:8081", global = true)]
+        #[arg(
+            long,
+            env = "SLUICE_ADMIN_URL",
+            default_value = "http://127.0.0.1:8081",
+            global = true
+        )]
         admin_url: String,
         /// Print the server's JSON answer instead of a summary.
         #[arg(long, global = true)]
@@ -247,7 +252,9 @@ async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> 
             percent_encoding::utf8_percent_encode(slot, percent_encoding::NON_ALPHANUMERIC)
         )
     };
-    let read = |path: &PathBuf| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    let read = |path: &PathBuf| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
     let (answer, print): (serde_json::Value, fn(&serde_json::Value)) = match command {
         FilterCommand::Builtin { .. } => unreachable!("handled above"),
         FilterCommand::List => (api.get("/api/v1/filters").await?, client::print_filters),
@@ -258,27 +265,46 @@ async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> 
                     let text = String::from_utf8(read(&c)?)
                         .with_context(|| format!("{} is not UTF-8", c.display()))?;
                     let (ct, body) = client::multipart_upload(&module, &text);
-                    api.call(Method::PUT, &slot_path(&slot), Some(&ct), body).await?
+                    api.call(Method::PUT, &slot_path(&slot), Some(&ct), body)
+                        .await?
                 }
                 None => {
-                    api.call(Method::PUT, &slot_path(&slot), Some("application/wasm"), module.into())
-                        .await?
+                    api.call(
+                        Method::PUT,
+                        &slot_path(&slot),
+                        Some("application/wasm"),
+                        module.into(),
+                    )
+                    .await?
                 }
             };
             (answer, client::print_swap)
         }
         FilterCommand::Config { slot, file } => {
             let path = format!("{}/config", slot_path(&slot));
-            let answer = api.call(Method::PUT, &path, Some("application/yaml"), read(&file)?.into()).await?;
+            let answer = api
+                .call(
+                    Method::PUT,
+                    &path,
+                    Some("application/yaml"),
+                    read(&file)?.into(),
+                )
+                .await?;
             (answer, client::print_swap)
         }
         FilterCommand::Rollback { slot } => {
             let path = format!("{}/rollback", slot_path(&slot));
-            (api.call(Method::POST, &path, None, Bytes::new()).await?, client::print_swap)
+            (
+                api.call(Method::POST, &path, None, Bytes::new()).await?,
+                client::print_swap,
+            )
         }
         FilterCommand::Activate { slot, version } => {
             let path = format!("{}/activate/{version}", slot_path(&slot));
-            (api.call(Method::POST, &path, None, Bytes::new()).await?, client::print_swap)
+            (
+                api.call(Method::POST, &path, None, Bytes::new()).await?,
+                client::print_swap,
+            )
         }
         FilterCommand::Versions { slot } => {
             let path = format!("{}/versions", slot_path(&slot));
@@ -286,9 +312,21 @@ async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> 
         }
         FilterCommand::Order { slots } => {
             let body = serde_json::to_vec(&serde_json::json!({ "order": slots }))?;
-            let answer = api.call(Method::PUT, "/api/v1/chain", Some("application/json"), body.into()).await?;
+            let answer = api
+                .call(
+                    Method::PUT,
+                    "/api/v1/chain",
+                    Some("application/json"),
+                    body.into(),
+                )
+                .await?;
             (answer, |v| {
-                let order: Vec<&str> = v["order"].as_array().into_iter().flatten().filter_map(|s| s.as_str()).collect();
+                let order: Vec<&str> = v["order"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str())
+                    .collect();
                 println!("chain order: {}", order.join(" -> "));
             })
         }
@@ -333,7 +371,9 @@ async fn demo(listen: SocketAddr, admin_listen: SocketAddr, clusters: usize) -> 
     // the demo keeps its L3 in memory rather than leaving a sluice.db behind
     config.store.url = "sqlite::memory:".into();
     // with SLUICE_ADMIN_TOKEN set, `sluice filter push` can swap filters into the demo
-    let admin_token = std::env::var("SLUICE_ADMIN_TOKEN").ok().filter(|t| !t.is_empty());
+    let admin_token = std::env::var("SLUICE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     if let Some(token) = &admin_token {
         config.admin.tokens.push(sluice::config::TokenConfig {
             token: Some(token.clone()),

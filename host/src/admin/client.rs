@@ -65,9 +65,8 @@ impl AdminClient {
             .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();
-        let value: Value = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-            Value::String(String::from_utf8_lossy(&bytes).trim().to_string())
-        });
+        let value: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).trim().to_string()));
         if status.is_success() {
             return Ok(value);
         }
@@ -176,7 +175,10 @@ pub fn print_fleet(v: &Value) {
             "NO"
         }
     );
-    println!("{:<28} {:<16} {:>7}  {:<12}  STATE", "INSTANCE", "SLOT", "VERSION", "SHA256");
+    println!(
+        "{:<28} {:<16} {:>7}  {:<12}  STATE",
+        "INSTANCE", "SLOT", "VERSION", "SHA256"
+    );
     for i in v["instances"].as_array().into_iter().flatten() {
         for s in i["slots"].as_array().into_iter().flatten() {
             let state = if i["stale"].as_bool().unwrap_or(false) {
@@ -209,7 +211,9 @@ mod tests {
         let module = b"\0asm\x0d\0\x01\0binary\r\n--not-a-boundary";
         let (ct, body) = multipart_upload(module, "window_seconds: 5\n");
         let boundary = multer::parse_boundary(&ct).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         rt.block_on(async {
             let stream =
                 futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });

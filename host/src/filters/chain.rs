@@ -230,7 +230,10 @@ impl FilterChain {
         if current != wanted {
             return Err(SwapError::new(
                 "order",
-                format!("the order must name every slot once: {}", current.join(", ")),
+                format!(
+                    "the order must name every slot once: {}",
+                    current.join(", ")
+                ),
             ));
         }
         if self.store.is_some() {
@@ -302,11 +305,15 @@ impl FilterChain {
                     continue;
                 }
             }
-            let known_bad = matches!(self.failed.lock().unwrap().get(&slot), Some((v, _, _)) if *v == version);
+            let known_bad =
+                matches!(self.failed.lock().unwrap().get(&slot), Some((v, _, _)) if *v == version);
             if known_bad {
                 continue;
             }
-            match self.load_stored(&slot, version, Persist::Follow(version)).await {
+            match self
+                .load_stored(&slot, version, Persist::Follow(version))
+                .await
+            {
                 Ok(_) => done.switched.push(slot),
                 Err(e) if e.step == "store" => return done,
                 Err(e) => {
@@ -344,7 +351,10 @@ impl FilterChain {
                 sha256: f.sha256.to_string(),
                 version: f.version.load(Ordering::Relaxed),
                 error: failed.get(&*f.slot).map(|(v, sha, why)| {
-                    format!("cannot load version {v} ({}): {why}", &sha[..sha.len().min(12)])
+                    format!(
+                        "cannot load version {v} ({}): {why}",
+                        &sha[..sha.len().min(12)]
+                    )
                 }),
                 updated_at: now,
             })

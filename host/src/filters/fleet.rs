@@ -163,7 +163,11 @@ async fn report(options: &FleetOptions, chain: &FilterChain, l3: &L3) {
         return;
     }
     let rows = chain.report(&options.instance_id);
-    if let Err(e) = l3.store().report_instance(&options.instance_id, &rows).await {
+    if let Err(e) = l3
+        .store()
+        .report_instance(&options.instance_id, &rows)
+        .await
+    {
         tracing::debug!(error = e, "could not report this instance's filters to L3");
     }
 }
@@ -220,7 +224,10 @@ async fn subscribe(
         match connected {
             Ok(Ok(pubsub)) => {
                 status.subscribed.store(true, Ordering::Relaxed);
-                tracing::info!(channel = options.channel, "subscribed to filter announcements");
+                tracing::info!(
+                    channel = options.channel,
+                    "subscribed to filter announcements"
+                );
                 // announcements sent while unsubscribed are lost: look at L3 now
                 wake.notify_one();
                 let mut messages = pubsub.into_on_message();
@@ -248,7 +255,9 @@ async fn subscribe(
                     "filter announcement subscription lost; polling L3 until it is back"
                 );
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "could not subscribe to filter announcements"),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "could not subscribe to filter announcements")
+            }
             Err(_) => tracing::debug!("subscribing to filter announcements timed out"),
         }
         tokio::select! {

@@ -55,8 +55,7 @@ impl Store {
     pub async fn active_modules(&self) -> Result<Vec<(String, i64, String)>, String> {
         const SQL: &str =
             "SELECT slot, version, sha256 FROM filter_modules WHERE active = TRUE ORDER BY slot";
-        on_pool!(self, SQL, |q, p| sqlx::query_as(q).fetch_all(p).await)
-            .map_err(|e| e.to_string())
+        on_pool!(self, SQL, |q, p| sqlx::query_as(q).fetch_all(p).await).map_err(|e| e.to_string())
     }
 
     /// The chain order set through the admin API, if one was.
@@ -87,7 +86,11 @@ impl Store {
     }
 
     /// Record what `instance` runs now: one row per slot, replacing its earlier report.
-    pub async fn report_instance(&self, instance: &str, slots: &[InstanceSlot]) -> Result<(), String> {
+    pub async fn report_instance(
+        &self,
+        instance: &str,
+        slots: &[InstanceSlot],
+    ) -> Result<(), String> {
         const DELETE: &str = "DELETE FROM filter_instances WHERE instance_id = ?";
         const INSERT: &str = "INSERT INTO filter_instances (instance_id, slot, position, sha256, version, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
         macro_rules! run {
@@ -175,7 +178,10 @@ mod tests {
         let order = vec!["rules".to_string(), "balance".to_string()];
         store.set_chain_order(&order, "test").await.unwrap();
         store.set_chain_order(&order[..1], "test").await.unwrap();
-        assert_eq!(store.chain_order().await.unwrap(), Some(order[..1].to_vec()));
+        assert_eq!(
+            store.chain_order().await.unwrap(),
+            Some(order[..1].to_vec())
+        );
 
         let row = |slot: &str, position: i64, at: i64| InstanceSlot {
             instance_id: "a".into(),
@@ -186,9 +192,15 @@ mod tests {
             error: None,
             updated_at: at,
         };
-        store.report_instance("a", &[row("x", 0, 10), row("y", 1, 10)]).await.unwrap();
+        store
+            .report_instance("a", &[row("x", 0, 10), row("y", 1, 10)])
+            .await
+            .unwrap();
         // a new report replaces the old one
-        store.report_instance("a", &[row("y", 0, 20)]).await.unwrap();
+        store
+            .report_instance("a", &[row("y", 0, 20)])
+            .await
+            .unwrap();
         let rows = store.instances().await.unwrap();
         assert_eq!(rows, vec![row("y", 0, 20)]);
         assert_eq!(store.forget_instances(21).await.unwrap(), 1);

@@ -6,11 +6,11 @@ use sluice::config::{Role, TokenConfig};
 
 use crate::support::*;
 
-const ADMIN: &str = "admin-token-0123456789abcdef";
-const VIEWER: &str = "viewer-token-0123456789";
+pub const ADMIN: &str = "admin-token-0123456789abcdef";
+pub const VIEWER: &str = "viewer-token-0123456789";
 const HOSTILE: &str = env!("SLUICE_HOSTILE_WASM");
 
-fn with_tokens(mut c: sluice::config::Config) -> sluice::config::Config {
+pub fn with_tokens(mut c: sluice::config::Config) -> sluice::config::Config {
     use sha2::Digest;
     c.admin.tokens = vec![
         TokenConfig {

@@ -278,7 +278,7 @@ fn hostile(slot: &str, mode: &str) -> SlotConfig {
     }
 }
 
-fn builtin_slot(slot: &str, name: &str, config: &str) -> SlotConfig {
+pub fn builtin_slot(slot: &str, name: &str, config: &str) -> SlotConfig {
     SlotConfig {
         slot: slot.into(),
         module: format!("builtin:{name}"),

@@ -2,6 +2,7 @@
 mod admin;
 mod cache;
 mod filters;
+mod fleet;
 mod groups;
 mod health;
 mod proxying;
