@@ -3,6 +3,7 @@ ports, driven by the real Python `trino` client. Every process started is stoppe
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -94,7 +95,7 @@ class Gateway(Proc):
 
 
 def write_config(tmp_path, backends, **sections):
-    lines = ["listen: 127.0.0.1:0", "admin: { listen: 127.0.0.1:0 }", "backends:"]
+    lines = ["listen: 127.0.0.1:0", "admin: " + sections.pop("admin", "{ listen: 127.0.0.1:0 }"), "backends:"]
     for name, group, url in backends:
         lines.append(f"  - {{ name: {name}, url: '{url}', group: {group} }}")
     sections.setdefault("health", "{ interval_ms: 200, timeout_ms: 300, stats: ui_api }")
@@ -124,3 +125,51 @@ def three_clusters(procs, tmp_path):
     gw = Gateway(cfg)
     procs.append(gw)
     return gw, fakes
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    """A foreground process started and stopped by the test."""
+
+    def __init__(self, args, ready_port):
+        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{args[0]} exited: {self.p.stderr.read()}")
+            try:
+                socket.create_connection(("127.0.0.1", ready_port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"{args[0]} did not listen on {ready_port}")
+
+    def stop(self, sig=None):
+        if self.p.poll() is None:
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        return self.p.returncode
+
+
+def psql(sql, db="test"):
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+                   check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def fleet_db():
+    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432), dropped afterwards."""
+    name = f"sluice_fleet_{os.getpid()}"
+    psql(f"DROP DATABASE IF EXISTS {name}")
+    psql(f"CREATE DATABASE {name}")
+    yield f"postgres://postgres@127.0.0.1:5432/{name}", name
+    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,49 +1,14 @@
 """Several Sluice instances as one: 3 gateways share one Redis behind a real round-robin HAProxy,
 and the real Python trino client runs 300 concurrent multi-page queries through it."""
 import concurrent.futures
-import os
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 import trino
 
-from conftest import Fake, Gateway, http_json, write_config
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    """A foreground process started and stopped by the test."""
-
-    def __init__(self, args, ready_port):
-        self.p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            if self.p.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited: {self.p.stderr.read()}")
-            try:
-                socket.create_connection(("127.0.0.1", ready_port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError(f"{args[0]} did not listen on {ready_port}")
-
-    def stop(self, sig=None):
-        if self.p.poll() is None:
-            self.p.terminate()
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        return self.p.returncode
+from conftest import Daemon, Fake, Gateway, free_port, http_json, write_config
 
 
 def haproxy(tmp_path, servers):
@@ -61,21 +26,6 @@ def haproxy(tmp_path, servers):
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text("\n".join(lines) + "\n")
     return Daemon(["haproxy", "-db", "-f", str(cfg)], port), port
-
-
-def psql(sql, db="test"):
-    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1", "-qc", sql],
-                   check=True, capture_output=True, timeout=30)
-
-
-@pytest.fixture
-def fleet_db():
-    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432), dropped afterwards."""
-    name = f"sluice_fleet_{os.getpid()}"
-    psql(f"DROP DATABASE IF EXISTS {name}")
-    psql(f"CREATE DATABASE {name}")
-    yield f"postgres://postgres@127.0.0.1:5432/{name}", name
-    psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, fleet_db):

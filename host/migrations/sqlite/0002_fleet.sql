@@ -9,7 +9,7 @@ CREATE TABLE IF NOT EXISTS filter_chain (
 CREATE TABLE IF NOT EXISTS filter_instances (
     instance_id TEXT NOT NULL,
     slot        TEXT NOT NULL,
-    position    INTEGER NOT NULL, -- place in that instance's chain
+    position    BIGINT NOT NULL,  -- place in that instance's chain
     sha256      TEXT NOT NULL,    -- what it runs
     version     BIGINT NOT NULL,  -- 0: the module from its config file
     error       TEXT,             -- why it could not load the active version, if it could not
