@@ -74,6 +74,26 @@ pub enum Write {
     History(Box<HistoryRow>),
 }
 
+/// How a writing transaction starts. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a
+/// deferred transaction that reads first fails at once with `database is locked`, without waiting
+/// for the busy timeout, when another connection wrote in between (the WAL snapshot rule), which
+/// refused filter uploads while query history was being written.
+pub(crate) trait WriteTx {
+    const BEGIN: &'static str;
+}
+
+impl WriteTx for SqlitePool {
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl WriteTx for PgPool {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+pub(crate) fn write_tx<P: WriteTx>(_: &P) -> &'static str {
+    P::BEGIN
+}
+
 /// Milliseconds since the epoch.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -173,7 +193,10 @@ impl Store {
     pub async fn write_batch(&self, batch: &[Write]) -> Result<(), String> {
         macro_rules! apply {
             ($pool:expr, $upsert:expr, $history:expr) => {{
-                let mut tx = $pool.begin().await.map_err(|e| e.to_string())?;
+                let mut tx = $pool
+                    .begin_with(write_tx($pool))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 for w in batch {
                     match w {
                         Write::Entry {
@@ -253,7 +276,10 @@ impl Store {
         let now = now_ms();
         macro_rules! run {
             ($pool:expr, $max:expr, $off:expr, $ins:expr) => {{
-                let mut tx = $pool.begin().await.map_err(|e| e.to_string())?;
+                let mut tx = $pool
+                    .begin_with(write_tx($pool))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let version: i64 = sqlx::query_scalar($max)
                     .bind(m.slot)
                     .fetch_one(&mut *tx)
@@ -330,7 +356,10 @@ impl Store {
     pub async fn activate(&self, slot: &str, version: i64) -> Result<(), String> {
         macro_rules! run {
             ($pool:expr, $off:expr, $on:expr) => {{
-                let mut tx = $pool.begin().await.map_err(|e| e.to_string())?;
+                let mut tx = $pool
+                    .begin_with(write_tx($pool))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 sqlx::query($off)
                     .bind(slot)
                     .execute(&mut *tx)

@@ -95,7 +95,10 @@ impl Store {
         const INSERT: &str = "INSERT INTO filter_instances (instance_id, slot, position, sha256, version, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
         macro_rules! run {
             ($p:expr, $del:expr, $ins:expr) => {{
-                let mut tx = $p.begin().await.map_err(|e| e.to_string())?;
+                let mut tx = $p
+                    .begin_with(super::write_tx($p))
+                    .await
+                    .map_err(|e| e.to_string())?;
                 sqlx::query(AssertSqlSafe($del.clone()))
                     .bind(instance)
                     .execute(&mut *tx)

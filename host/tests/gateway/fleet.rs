@@ -484,3 +484,58 @@ async fn a_module_written_into_the_watched_directory_is_swapped_in() {
     gw.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn uploads_are_stored_while_query_history_is_being_written() {
+    // SQLite: a transaction that read before writing used to fail at once with "database is
+    // locked" when the history writer committed in between; uploads were refused under load
+    let (dir, store) = temp_sqlite("busy-store");
+    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
+    let mut cfg = two_groups(
+        &a.url(),
+        &e.url(),
+        &store,
+        vec![builtin_slot("balance", "query-count", "{}")],
+    );
+    cfg.store.flush_interval_ms = 1; // the writer commits as often as it can
+    let gw = std::sync::Arc::new(Gw::start(cfg).await);
+    wait_drained(&gw).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (gw, stop) = (gw.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _) = gw.submit("SELECT 1", &[]).await;
+                assert_eq!(status, StatusCode::OK);
+                n += 1;
+            }
+            n
+        }));
+    }
+    let modules = ["stochastic", "query-count"];
+    let mut refused = Vec::new();
+    for i in 0..12 {
+        let bytes = sluice::filters::builtin::bytes(modules[i % 2]).unwrap();
+        let (status, v) = admin(&gw, Method::PUT, "/api/v1/filters/balance", bytes).await;
+        if status != StatusCode::OK {
+            refused.push(v);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut queries = 0;
+    for l in load {
+        queries += l.await.unwrap();
+    }
+    assert!(
+        queries > 50,
+        "the history writer was busy: {queries} queries"
+    );
+    assert!(
+        refused.is_empty(),
+        "uploads refused under load: {refused:?}"
+    );
+    assert_eq!(slot(&gw, "balance").await["version"], 12);
+    let _ = std::fs::remove_dir_all(dir);
+}
