@@ -180,3 +180,58 @@ def test_twenty_swaps_under_load_fail_no_query(procs, tmp_path, fleet_db):
         time.sleep(0.005)
     out = cli(gateways[0].admin, "activate", "balance", "999")
     assert out.returncode != 0 and "no version 999" in out.stderr, out
+
+
+def test_the_filter_cli_reads_changes_and_fails_with_the_servers_message(procs, tmp_path):
+    fakes = {n: Fake(n) for n in ("adhoc-1", "etl-1")}
+    procs.extend(fakes.values())
+    cfg = write_config(
+        tmp_path,
+        [(n, n.split("-")[0], f.url) for n, f in fakes.items()],
+        admin=f"{{ listen: 127.0.0.1:0, tokens: [{{ token: '{TOKEN}', role: admin }}] }}",
+        routing="{ chain: [{ slot: rules, module: 'builtin:routing-rules', config: { default_group: adhoc, rules: [] } }, "
+                "{ slot: balance, module: 'builtin:query-count' }] }",
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+
+    def owner(user="cli"):
+        cur = trino.dbapi.connect(host=gw.host, port=gw.port, user=user, max_attempts=1).cursor()
+        cur.execute("SELECT 1")
+        return {row[1] for row in cur.fetchall()}
+
+    assert owner() == {"adhoc-1"}
+    listed = cli(gw.admin, "list")
+    assert listed.returncode == 0 and listed.stdout.splitlines()[0].split()[:3] == ["SLOT", "VERSION", "SHA256"], listed
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["rules", "balance"]
+
+    # a config change through the CLI, from a YAML file
+    (tmp_path / "etl.yaml").write_text("default_group: etl\nrules: []\n")
+    out = cli(gw.admin, "config", "rules", str(tmp_path / "etl.yaml"))
+    assert out.returncode == 0 and "version 1" in out.stdout, out
+    assert owner() == {"etl-1"}
+    versions = json.loads(cli(gw.admin, "versions", "rules", "--json").stdout)
+    assert [(v["version"], v["active"]) for v in versions] == [(1, True)]
+
+    # push with a config, then the chain order, then a rollback
+    module = tmp_path / "rules.wasm"
+    assert cli(gw.admin, "builtin", "routing-rules", str(module)).returncode == 0
+    (tmp_path / "adhoc.yaml").write_text("{default_group: adhoc, rules: []}")
+    out = cli(gw.admin, "push", "rules", str(module), "--config", str(tmp_path / "adhoc.yaml"))
+    assert out.returncode == 0 and "version 2" in out.stdout, out
+    assert owner() == {"adhoc-1"}
+    out = cli(gw.admin, "order", "balance", "rules")
+    assert out.returncode == 0 and "balance -> rules" in out.stdout, out
+    out = cli(gw.admin, "rollback", "rules")
+    assert out.returncode == 0 and "version 1" in out.stdout, out
+
+    # failures: non-zero exit and the server's message
+    out = cli(gw.admin, "order", "rules")
+    assert out.returncode != 0 and "must name every slot once" in out.stderr, out
+    out = subprocess.run([sluice_bin(), "filter", "push", "rules", str(module)], capture_output=True, text=True,
+                         env={"SLUICE_ADMIN_URL": gw.admin, "PATH": "/usr/bin:/bin"}, timeout=60)
+    assert out.returncode != 0 and "401" in out.stderr and "SLUICE_ADMIN_TOKEN" in out.stderr, out
+    out = cli("http://127.0.0.1:9", "list")
+    assert out.returncode != 0 and "cannot reach the admin API" in out.stderr, out
+    out = cli(gw.admin, "push", "rules", str(tmp_path / "missing.wasm"))
+    assert out.returncode != 0 and "cannot read" in out.stderr, out

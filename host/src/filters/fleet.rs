@@ -158,6 +158,9 @@ async fn run_catch_up(chain: &FilterChain, status: &FleetStatus) {
     }
 }
 
+/// Instances silent this long are dropped from the fleet status.
+const FORGET_AFTER_MS: i64 = 24 * 3600 * 1000;
+
 async fn report(options: &FleetOptions, chain: &FilterChain, l3: &L3) {
     if !l3.is_healthy() {
         return;
@@ -169,6 +172,10 @@ async fn report(options: &FleetOptions, chain: &FilterChain, l3: &L3) {
         .await
     {
         tracing::debug!(error = e, "could not report this instance's filters to L3");
+    }
+    let before = crate::store::now_ms() - FORGET_AFTER_MS;
+    if let Ok(n @ 1..) = l3.store().forget_instances(before).await {
+        tracing::info!(rows = n, "forgot instances silent for a day");
     }
 }
 
