@@ -230,6 +230,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
+/// Everything but URL-unreserved characters is percent-encoded (slot names use `-` and `_`).
+const UNRESERVED_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> anyhow::Result<()> {
     use bytes::Bytes;
     use http::Method;
@@ -249,7 +256,7 @@ async fn filter_command(admin_url: &str, json: bool, command: FilterCommand) -> 
     let slot_path = |slot: &str| {
         format!(
             "/api/v1/filters/{}",
-            percent_encoding::utf8_percent_encode(slot, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(slot, UNRESERVED_KEPT)
         )
     };
     let read = |path: &PathBuf| {

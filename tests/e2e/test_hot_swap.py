@@ -213,15 +213,21 @@ def test_the_filter_cli_reads_changes_and_fails_with_the_servers_message(procs, 
     versions = json.loads(cli(gw.admin, "versions", "rules", "--json").stdout)
     assert [(v["version"], v["active"]) for v in versions] == [(1, True)]
 
-    # push with a config, then the chain order, then a rollback
+    # a slot name with a dash survives the trip through the URL
     module = tmp_path / "rules.wasm"
+    assert cli(gw.admin, "builtin", "stochastic", str(module)).returncode == 0
+    out = cli(gw.admin, "push", "spare-slot_1", str(module))
+    assert out.returncode == 0 and "slot spare-slot_1 now runs version 1" in out.stdout, out
+    assert [line.split()[0] for line in cli(gw.admin, "list").stdout.splitlines()[1:]] == ["rules", "balance", "spare-slot_1"]
+
+    # push with a config, then the chain order, then a rollback
     assert cli(gw.admin, "builtin", "routing-rules", str(module)).returncode == 0
     (tmp_path / "adhoc.yaml").write_text("{default_group: adhoc, rules: []}")
     out = cli(gw.admin, "push", "rules", str(module), "--config", str(tmp_path / "adhoc.yaml"))
     assert out.returncode == 0 and "version 2" in out.stdout, out
     assert owner() == {"adhoc-1"}
-    out = cli(gw.admin, "order", "balance", "rules")
-    assert out.returncode == 0 and "balance -> rules" in out.stdout, out
+    out = cli(gw.admin, "order", "balance", "rules", "spare-slot_1")
+    assert out.returncode == 0 and "balance -> rules -> spare-slot_1" in out.stdout, out
     out = cli(gw.admin, "rollback", "rules")
     assert out.returncode == 0 and "version 1" in out.stdout, out
 
