@@ -138,13 +138,7 @@ impl Admin {
             Err(resp) => return *resp,
         };
         match chain.versions(slot).await {
-            Ok(v) => reply(
-                StatusCode::OK,
-                json!(v
-                    .iter()
-                    .map(|(version, sha, active)| json!({"version": version, "sha256": sha, "active": active}))
-                    .collect::<Vec<_>>()),
-            ),
+            Ok(v) => reply(StatusCode::OK, json!(v)),
             Err(e) => reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"error": e.to_string(), "step": e.step}),
@@ -181,6 +175,7 @@ impl Admin {
             .and_then(|v| v.to_str().ok())
             .filter(|ct| ct.starts_with("multipart/form-data"))
             .map(multer::parse_boundary);
+        let who = auth::Tokens::who(req.headers());
         let body = match read_body(req).await {
             Ok(b) => b,
             Err(resp) => return *resp,
@@ -208,9 +203,7 @@ impl Admin {
                 }
             },
         };
-        let persist = crate::filters::Persist::New {
-            created_by: "admin",
-        };
+        let persist = crate::filters::Persist::New { created_by: &who };
         swap_reply(
             slot,
             chain
@@ -225,6 +218,7 @@ impl Admin {
             Ok(c) => c,
             Err(resp) => return *resp,
         };
+        let who = auth::Tokens::who(req.headers());
         let body = match read_body(req).await {
             Ok(b) => b,
             Err(resp) => return *resp,
@@ -241,7 +235,7 @@ impl Admin {
                 )
             }
         };
-        match chain.reconfigure(slot, config_json, "admin").await {
+        match chain.reconfigure(slot, config_json, &who).await {
             Err(e) if e.step == "slot" => reply(
                 StatusCode::NOT_FOUND,
                 json!({"error": e.to_string(), "step": e.step}),
@@ -256,6 +250,7 @@ impl Admin {
             Ok(c) => c,
             Err(resp) => return *resp,
         };
+        let who = auth::Tokens::who(req.headers());
         let body = match read_body(req).await {
             Ok(b) => b,
             Err(resp) => return *resp,
@@ -275,7 +270,7 @@ impl Admin {
                 )
             }
         };
-        match chain.reorder(&order, "admin").await {
+        match chain.reorder(&order, &who).await {
             Ok(order) => reply(StatusCode::OK, json!({"order": order})),
             Err(e) => {
                 let status = if e.step == "store" {

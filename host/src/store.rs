@@ -61,6 +61,18 @@ pub struct ModuleRow {
     pub active: bool,
 }
 
+/// A stored filter version, without its bytes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct VersionRow {
+    pub version: i64,
+    pub sha256: String,
+    pub active: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// `token:` and the start of the token's sha256, `watch_dir`, or `admin`.
+    pub created_by: Option<String>,
+}
+
 /// A queued write.
 #[derive(Debug, Clone)]
 pub enum Write {
@@ -125,12 +137,11 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
-            // an in-memory database lives in one connection
-            let max = if url.contains(":memory:") || url.contains("mode=memory") {
-                1
-            } else {
-                4
-            };
+            // One connection: an in-memory database lives in one, and SQLite runs one writer at a
+            // time anyway. With several, writers wait on SQLite's busy handler, which is not
+            // fair: a filter upload starved for the whole busy timeout while the history writer
+            // kept committing. The pool's queue is first come, first served.
+            let max = 1;
             let pool = SqlitePoolOptions::new()
                 .max_connections(max)
                 .connect_lazy_with(opts);
@@ -342,14 +353,27 @@ impl Store {
     }
 
     /// The stored versions of a slot, oldest first, without their bytes.
-    pub async fn versions(&self, slot: &str) -> Result<Vec<(i64, String, bool)>, String> {
-        match self {
-            Store::Sqlite(p) => sqlx::query_as("SELECT version, sha256, active FROM filter_modules WHERE slot = ? ORDER BY version")
+    pub async fn versions(&self, slot: &str) -> Result<Vec<VersionRow>, String> {
+        type Row = (i64, String, bool, i64, Option<String>);
+        let rows: Vec<Row> = match self {
+            Store::Sqlite(p) => sqlx::query_as("SELECT version, sha256, active, created_at, created_by FROM filter_modules WHERE slot = ? ORDER BY version")
                 .bind(slot).fetch_all(p).await,
-            Store::Postgres(p) => sqlx::query_as("SELECT version, sha256, active FROM filter_modules WHERE slot = $1 ORDER BY version")
+            Store::Postgres(p) => sqlx::query_as("SELECT version, sha256, active, created_at, created_by FROM filter_modules WHERE slot = $1 ORDER BY version")
                 .bind(slot).fetch_all(p).await,
         }
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(version, sha256, active, created_at, created_by)| VersionRow {
+                    version,
+                    sha256,
+                    active,
+                    created_at,
+                    created_by,
+                },
+            )
+            .collect())
     }
 
     /// Mark `version` as the slot's active one.

@@ -150,12 +150,18 @@ pub fn print_swap(v: &Value) {
 
 /// `GET /api/v1/filters/{slot}/versions` as a table.
 pub fn print_versions(v: &Value) {
-    println!("{:>7}  {:<64}  ACTIVE", "VERSION", "SHA256");
+    println!(
+        "{:>7}  {:<12}  {:<20}  {:<20}  ACTIVE",
+        "VERSION", "SHA256", "CREATED", "BY"
+    );
     for row in v.as_array().into_iter().flatten() {
+        let created = row["created_at"].as_i64().map(utc).unwrap_or_default();
         println!(
-            "{:>7}  {:<64}  {}",
+            "{:>7}  {:<12}  {:<20}  {:<20}  {}",
             row["version"].as_i64().unwrap_or(0),
-            row["sha256"].as_str().unwrap_or(""),
+            short(row["sha256"].as_str().unwrap_or("")),
+            created,
+            row["created_by"].as_str().unwrap_or("-"),
             if row["active"].as_bool().unwrap_or(false) {
                 "*"
             } else {
@@ -163,6 +169,12 @@ pub fn print_versions(v: &Value) {
             }
         );
     }
+}
+
+/// Milliseconds since the epoch as RFC 3339 UTC, to the second.
+fn utc(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// `GET /api/v1/fleet` as a table.
@@ -205,6 +217,12 @@ pub fn print_fleet(v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_print_as_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_795_550_507_000), "2026-11-24T20:01:47Z");
+    }
 
     #[test]
     fn multipart_bodies_parse_back_into_module_and_config() {

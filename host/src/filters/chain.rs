@@ -17,7 +17,7 @@ use super::slot::{LoadContext, LoadedFilter};
 use crate::cluster::Cluster;
 use crate::config::FilterErrorPolicy;
 use crate::routing::{BoxFuture, Decision, QueryRequest, RouteContext, Router};
-use crate::store::{InstanceSlot, NewModule, L3};
+use crate::store::{InstanceSlot, NewModule, VersionRow, L3};
 
 /// An ordered list of loaded filters, swappable while it serves.
 pub struct FilterChain {
@@ -138,7 +138,7 @@ impl FilterChain {
     }
 
     /// The stored versions of `slot`: (version, sha256, active), oldest first.
-    pub async fn versions(&self, slot: &str) -> Result<Vec<(i64, String, bool)>, SwapError> {
+    pub async fn versions(&self, slot: &str) -> Result<Vec<VersionRow>, SwapError> {
         let l3 = self.store("store")?;
         l3.store()
             .versions(slot)
@@ -182,9 +182,9 @@ impl FilterChain {
     pub async fn rollback(&self, slot: &str) -> Result<Swapped, SwapError> {
         let _one_at_a_time = self.swapping.lock().await;
         let versions = self.versions(slot).await?;
-        let active = versions.iter().find(|(_, _, a)| *a).map(|(v, _, _)| *v);
+        let active = versions.iter().find(|v| v.active).map(|v| v.version);
         let previous = match active {
-            Some(a) => versions.iter().map(|(v, _, _)| *v).filter(|v| *v < a).max(),
+            Some(a) => versions.iter().map(|v| v.version).filter(|v| *v < a).max(),
             None => None,
         };
         match previous {

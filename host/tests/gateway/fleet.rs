@@ -497,7 +497,7 @@ async fn uploads_are_stored_while_query_history_is_being_written() {
         &store,
         vec![builtin_slot("balance", "query-count", "{}")],
     );
-    cfg.store.flush_interval_ms = 1; // the writer commits as often as it can
+    cfg.store.flush_interval_ms = 5; // the writer commits often
     let gw = std::sync::Arc::new(Gw::start(cfg).await);
     wait_drained(&gw).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
