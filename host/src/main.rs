@@ -125,6 +125,11 @@ enum FilterCommand {
     Builtin { name: String, file: PathBuf },
 }
 
+/// mimalloc: the proxy path allocates per request (headers, bodies, futures), and glibc's malloc
+/// showed up at ~6% of the follow-up path's CPU in a profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::CheckConfig { file } = &cli.command {
