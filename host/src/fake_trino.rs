@@ -47,6 +47,9 @@ pub struct FakeOptions {
     pub honor_forwarded: bool,
     /// Report `starting: true` on `/v1/info`.
     pub starting: bool,
+    /// Keep at most this many queries (0: all), forgetting the oldest never polled first, so a
+    /// long benchmark does not grow the table (and stall on its rehashes) without bound.
+    pub max_queries: usize,
 }
 
 impl Default for FakeOptions {
@@ -59,6 +62,7 @@ impl Default for FakeOptions {
             delay_ms: 0,
             honor_forwarded: true,
             starting: false,
+            max_queries: 0,
         }
     }
 }
@@ -91,6 +95,8 @@ struct Query {
     state: State,
     pages: u32,
     delay_ms: u64,
+    /// Asked for after its creation (kept longest under `max_queries`).
+    polled: bool,
 }
 
 /// Counters exposed on `/fake/stats`.
@@ -109,6 +115,8 @@ struct Fake {
     suffix: String,
     next_seq: AtomicU64,
     queries: Mutex<HashMap<String, Query>>,
+    /// Creation order, for `max_queries`.
+    created: Mutex<std::collections::VecDeque<String>>,
     counters: Counters,
     last_forwarded: Mutex<Value>,
     starting: AtomicBool,
@@ -138,6 +146,7 @@ impl FakeTrino {
             suffix,
             next_seq: AtomicU64::new(1),
             queries: Mutex::new(HashMap::new()),
+            created: Mutex::new(std::collections::VecDeque::new()),
             counters: Counters::default(),
             last_forwarded: Mutex::new(Value::Null),
         });
@@ -462,7 +471,8 @@ impl Fake {
         } else {
             format!("{base}/v1/statement/executing/{id}/{slug}/0")
         };
-        self.queries.lock().unwrap().insert(
+        let mut queries = self.queries.lock().unwrap();
+        queries.insert(
             id.clone(),
             Query {
                 slug,
@@ -471,8 +481,26 @@ impl Fake {
                 state,
                 pages,
                 delay_ms,
+                polled: false,
             },
         );
+        if self.opts.max_queries > 0 {
+            let mut created = self.created.lock().unwrap();
+            created.push_back(id.clone());
+            let mut tries = created.len();
+            while queries.len() > self.opts.max_queries && tries > 0 {
+                tries -= 1;
+                let Some(oldest) = created.pop_front() else {
+                    break;
+                };
+                if queries.get(&oldest).is_some_and(|q| q.polled) {
+                    created.push_back(oldest);
+                } else {
+                    queries.remove(&oldest);
+                }
+            }
+        }
+        drop(queries);
         json_resp(
             StatusCode::OK,
             json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "nextUri": next,
@@ -486,6 +514,7 @@ impl Fake {
             drop(queries);
             return self.unknown(id);
         };
+        q.polled = true;
         let info_uri = format!("{base}/ui/query.html?{id}");
         if matches!(q.state, State::Canceled | State::Failed) {
             return json_resp(

@@ -89,6 +89,9 @@ enum Command {
         /// Ignore X-Forwarded-* (like a coordinator without process-forwarded).
         #[arg(long)]
         ignore_forwarded: bool,
+        /// Keep at most this many queries, forgetting the oldest never polled (0: all).
+        #[arg(long, default_value_t = 0)]
+        max_queries: usize,
     },
 }
 
@@ -212,6 +215,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             queued_polls,
             delay_ms,
             ignore_forwarded,
+            max_queries,
         } => {
             sluice::telemetry::init(LogFormat::Text, "warn");
             let listener = TcpListener::bind(listen).await?;
@@ -225,6 +229,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     delay_ms,
                     honor_forwarded: !ignore_forwarded,
                     starting: false,
+                    max_queries,
                 },
             )?;
             println!("{}", serde_json::json!({"addr": fake.addr}));

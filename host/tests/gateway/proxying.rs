@@ -1,3 +1,4 @@
+use bytes::Bytes;
 use http::{Method, StatusCode};
 use sluice::fake_trino::FakeOptions;
 
@@ -175,4 +176,61 @@ async fn a_slow_backend_hits_the_response_timeout() {
     );
     assert!(started.elapsed().as_millis() < 1500);
     gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_fake_coordinator_forgets_the_oldest_unpolled_queries_beyond_its_cap() {
+    let fake = cluster_with(FakeOptions {
+        name: "capped".into(),
+        pages: 100,
+        queued_polls: 0,
+        max_queries: 3,
+        ..FakeOptions::default()
+    })
+    .await;
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let post = || {
+        let req = http::Request::post(format!("{}/v1/statement", fake.url()))
+            .header("X-Trino-User", "t")
+            .body(http_body_util::Full::new(Bytes::from_static(b"SELECT 1")))
+            .unwrap();
+        send(&client, req)
+    };
+    let get = |uri: String| {
+        send(
+            &client,
+            http::Request::get(uri)
+                .header("X-Trino-User", "t")
+                .body(http_body_util::Full::default())
+                .unwrap(),
+        )
+    };
+    let mut next = Vec::new();
+    for _ in 0..2 {
+        next.push(
+            json(&post().await.1)["nextUri"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        get(next[0].clone()).await.0,
+        StatusCode::OK,
+        "the first one is polled"
+    );
+    for _ in 0..3 {
+        next.push(
+            json(&post().await.1)["nextUri"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // five created, three kept: the polled first one stays, the unpolled second is gone first
+    assert_eq!(get(next[0].clone()).await.0, StatusCode::OK);
+    assert_eq!(get(next[1].clone()).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(next[4].clone()).await.0, StatusCode::OK);
 }
