@@ -18,6 +18,9 @@ pub const TICK: Duration = Duration::from_millis(1);
 struct Shared {
     engine: Engine,
     compiled: Mutex<HashMap<String, Component>>,
+    /// One compilation per sha256 at a time: a second caller (an upload and the same module
+    /// sent ahead by another instance) waits for the first and takes its result.
+    compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 fn shared() -> &'static Shared {
@@ -53,6 +56,7 @@ fn shared() -> &'static Shared {
         Shared {
             engine,
             compiled: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(HashMap::new()),
         }
     })
 }
@@ -99,6 +103,17 @@ pub fn compile(
 ) -> Result<(Arc<str>, Component, Source), String> {
     let hash: Arc<str> = sha256(bytes).into();
     let shared = shared();
+    if let Some(c) = shared.compiled.lock().unwrap().get(&*hash) {
+        return Ok((hash, c.clone(), Source::Memory));
+    }
+    let turn = shared
+        .compiling
+        .lock()
+        .unwrap()
+        .entry(hash.to_string())
+        .or_default()
+        .clone();
+    let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = shared.compiled.lock().unwrap().get(&*hash) {
         return Ok((hash, c.clone(), Source::Memory));
     }
