@@ -90,20 +90,37 @@ pub enum Write {
 /// deferred transaction that reads first fails at once with `database is locked`, without waiting
 /// for the busy timeout, when another connection wrote in between (the WAL snapshot rule), which
 /// refused filter uploads while query history was being written.
+///
+/// SQLite writers also take turns in the process (a FIFO lock) before they begin: waiting on
+/// SQLite's busy handler instead is not fair, and the history writer starved a filter upload for
+/// the whole busy timeout.
 pub(crate) trait WriteTx {
     const BEGIN: &'static str;
+    const TAKE_TURNS: bool;
 }
 
 impl WriteTx for SqlitePool {
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+    const TAKE_TURNS: bool = true;
 }
 
 impl WriteTx for PgPool {
     const BEGIN: &'static str = "BEGIN";
+    const TAKE_TURNS: bool = false;
 }
 
 pub(crate) fn write_tx<P: WriteTx>(_: &P) -> &'static str {
     P::BEGIN
+}
+
+/// This writer's turn (SQLite), held until its transaction ends.
+pub(crate) async fn write_turn<P: WriteTx>(_: &P) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+    static SQLITE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    if P::TAKE_TURNS {
+        Some(SQLITE_WRITES.lock().await)
+    } else {
+        None
+    }
 }
 
 /// Milliseconds since the epoch.
@@ -137,11 +154,14 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5));
-            // One connection: an in-memory database lives in one, and SQLite runs one writer at a
-            // time anyway. With several, writers wait on SQLite's busy handler, which is not
-            // fair: a filter upload starved for the whole busy timeout while the history writer
-            // kept committing. The pool's queue is first come, first served.
-            let max = 1;
+            // an in-memory database lives in one connection; a file is read by several (WAL
+            // readers never wait on the writer), and written one transaction at a time (see
+            // `write_turn`)
+            let max = if url.contains(":memory:") || url.contains("mode=memory") {
+                1
+            } else {
+                4
+            };
             let pool = SqlitePoolOptions::new()
                 .max_connections(max)
                 .connect_lazy_with(opts);
@@ -204,6 +224,7 @@ impl Store {
     pub async fn write_batch(&self, batch: &[Write]) -> Result<(), String> {
         macro_rules! apply {
             ($pool:expr, $upsert:expr, $history:expr) => {{
+                let _turn = write_turn($pool).await;
                 let mut tx = $pool
                     .begin_with(write_tx($pool))
                     .await
@@ -287,6 +308,7 @@ impl Store {
         let now = now_ms();
         macro_rules! run {
             ($pool:expr, $max:expr, $off:expr, $ins:expr) => {{
+                let _turn = write_turn($pool).await;
                 let mut tx = $pool
                     .begin_with(write_tx($pool))
                     .await
@@ -380,6 +402,7 @@ impl Store {
     pub async fn activate(&self, slot: &str, version: i64) -> Result<(), String> {
         macro_rules! run {
             ($pool:expr, $off:expr, $on:expr) => {{
+                let _turn = write_turn($pool).await;
                 let mut tx = $pool
                     .begin_with(write_tx($pool))
                     .await

@@ -95,6 +95,7 @@ impl Store {
         const INSERT: &str = "INSERT INTO filter_instances (instance_id, slot, position, sha256, version, error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
         macro_rules! run {
             ($p:expr, $del:expr, $ins:expr) => {{
+                let _turn = super::write_turn($p).await;
                 let mut tx = $p
                     .begin_with(super::write_tx($p))
                     .await

@@ -154,6 +154,7 @@ async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
     cfg.cache.search.enabled = false; // only L3 can know
     let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
     wait_drained(&a).await;
+    wait_drained(&b).await; // both have their store up (they migrate the same file at start)
     let (_, first) = a.submit("SELECT 1", &[]).await;
     wait_drained(&a).await;
     assert_eq!(
