@@ -132,6 +132,16 @@ impl Admin {
         })
     }
 
+    /// What a change request brings: the chain, who sent it, and its body.
+    async fn change(
+        &self,
+        req: Request<Incoming>,
+    ) -> Result<(&Arc<FilterChain>, String, bytes::Bytes), Box<Response<Body>>> {
+        let chain = self.chain()?;
+        let who = auth::Tokens::who(req.headers());
+        Ok((chain, who, read_body(req).await?))
+    }
+
     async fn versions(&self, slot: &str) -> Response<Body> {
         let chain = match self.chain() {
             Ok(c) => c,
@@ -139,10 +149,7 @@ impl Admin {
         };
         match chain.versions(slot).await {
             Ok(v) => reply(StatusCode::OK, json!(v)),
-            Err(e) => reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"error": e.to_string(), "step": e.step}),
-            ),
+            Err(e) => refused(&e),
         }
     }
 
@@ -214,13 +221,8 @@ impl Admin {
 
     /// `PUT /api/v1/filters/{slot}/config`: the slot's module with a new config (YAML or JSON body).
     async fn reconfigure(&self, slot: &str, req: Request<Incoming>) -> Response<Body> {
-        let chain = match self.chain() {
+        let (chain, who, body) = match self.change(req).await {
             Ok(c) => c,
-            Err(resp) => return *resp,
-        };
-        let who = auth::Tokens::who(req.headers());
-        let body = match read_body(req).await {
-            Ok(b) => b,
             Err(resp) => return *resp,
         };
         let config_json = match std::str::from_utf8(&body)
@@ -235,24 +237,13 @@ impl Admin {
                 )
             }
         };
-        match chain.reconfigure(slot, config_json, &who).await {
-            Err(e) if e.step == "slot" => reply(
-                StatusCode::NOT_FOUND,
-                json!({"error": e.to_string(), "step": e.step}),
-            ),
-            result => swap_reply(slot, result),
-        }
+        swap_reply(slot, chain.reconfigure(slot, config_json, &who).await)
     }
 
     /// `PUT /api/v1/chain`: body `{"order": ["slot", …]}` (or just the list).
     async fn reorder(&self, req: Request<Incoming>) -> Response<Body> {
-        let chain = match self.chain() {
+        let (chain, who, body) = match self.change(req).await {
             Ok(c) => c,
-            Err(resp) => return *resp,
-        };
-        let who = auth::Tokens::who(req.headers());
-        let body = match read_body(req).await {
-            Ok(b) => b,
             Err(resp) => return *resp,
         };
         #[derive(serde::Deserialize)]
@@ -272,14 +263,7 @@ impl Admin {
         };
         match chain.reorder(&order, &who).await {
             Ok(order) => reply(StatusCode::OK, json!({"order": order})),
-            Err(e) => {
-                let status = if e.step == "store" {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::UNPROCESSABLE_ENTITY
-                };
-                reply(status, json!({"error": e.to_string(), "step": e.step}))
-            }
+            Err(e) => refused(&e),
         }
     }
 
@@ -494,14 +478,20 @@ fn swap_reply(slot: &str, result: Result<Swapped, crate::filters::SwapError>) ->
         ),
         Err(e) => {
             tracing::warn!(slot, step = e.step, error = %e, "filter swap refused; the running version stays");
-            let status = match e.step {
-                "store" => StatusCode::SERVICE_UNAVAILABLE,
-                "version" => StatusCode::NOT_FOUND,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            reply(status, json!({"error": e.to_string(), "step": e.step}))
+            refused(&e)
         }
     }
+}
+
+/// A refused change: 503 when the store is down, 404 for a slot or version that does not
+/// exist, 422 for a module, config or order that is wrong; the body names the step.
+fn refused(e: &crate::filters::SwapError) -> Response<Body> {
+    let status = match e.step {
+        "store" => StatusCode::SERVICE_UNAVAILABLE,
+        "version" | "slot" => StatusCode::NOT_FOUND,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    reply(status, json!({"error": e.to_string(), "step": e.step}))
 }
 
 /// The `config` query parameter (YAML or JSON) as the JSON handed to `init`; absent → `null`.

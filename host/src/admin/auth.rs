@@ -20,6 +20,15 @@ pub struct Refusal {
     pub message: &'static str,
 }
 
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 impl Tokens {
     /// Digest the configured tokens (config validation guarantees one form each).
     pub fn new(configs: &[TokenConfig]) -> Self {
@@ -40,12 +49,7 @@ impl Tokens {
     /// The role of the request's bearer token, if it carries a known one. Every configured
     /// digest is compared, in constant time, whatever matches first.
     pub fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
-        let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = value.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        let presented: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
+        let presented: [u8; 32] = Sha256::digest(bearer(headers)?.as_bytes()).into();
         let mut role = None;
         for (digest, r) in &self.entries {
             if bool::from(digest.ct_eq(&presented)) {
@@ -58,12 +62,7 @@ impl Tokens {
     /// Who made a change, for the record in L3: the start of the presented token's sha256 (it
     /// tells tokens apart and gives nothing away), or `admin` without one.
     pub fn who(headers: &HeaderMap) -> String {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .map(|(_, t)| t.trim());
-        match token {
+        match bearer(headers) {
             Some(t) => format!("token:{}", &hex::encode(Sha256::digest(t.as_bytes()))[..12]),
             None => "admin".into(),
         }

@@ -116,6 +116,7 @@ async fn follow(
             if l3.is_healthy() {
                 run_catch_up(&chain, &status).await;
                 report(&options, &chain, &l3).await;
+                forget_silent(&l3).await;
                 caught_up = true;
                 next_poll = tokio::time::Instant::now() + poll;
             } else {
@@ -173,6 +174,10 @@ async fn report(options: &FleetOptions, chain: &FilterChain, l3: &L3) {
     {
         tracing::debug!(error = e, "could not report this instance's filters to L3");
     }
+}
+
+/// Drop instances silent for [`FORGET_AFTER_MS`] (once per poll, not on every report).
+async fn forget_silent(l3: &L3) {
     let before = crate::store::now_ms() - FORGET_AFTER_MS;
     if let Ok(n @ 1..) = l3.store().forget_instances(before).await {
         tracing::info!(rows = n, "forgot instances silent for a day");
