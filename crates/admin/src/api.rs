@@ -1,0 +1,125 @@
+//! The admin API's request and response bodies, as types: the server serialises them, the CLI
+//! (`sluice filter …`) deserialises the same types, so the two cannot drift apart.
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+pub use sluice_filters::fleet::status::{ActiveVersion, FleetView, InstanceSlotView, InstanceView};
+pub use sluice_filters::Step;
+pub use sluice_store::VersionRow;
+
+/// Any refused request: what is wrong and, for a filter change, the step that failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong.
+    pub error: String,
+    /// The step of a filter change that failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<Step>,
+}
+
+/// The answer to an accepted filter change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwapReply {
+    /// The slot.
+    pub slot: String,
+    /// The sha256 it runs now.
+    pub sha256: String,
+    /// Its stored version (0 without a store).
+    pub version: i64,
+    /// The sha256 it replaced (none for a new slot).
+    pub previous_sha256: Option<String>,
+}
+
+/// `PUT /api/v1/chain` (a bare list is accepted too) and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainOrder {
+    /// Slot names, in chain order.
+    pub order: Vec<String>,
+}
+
+/// One slot of `GET /api/v1/filters`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilterView {
+    /// The slot.
+    pub slot: String,
+    /// Where its module came from (`builtin:…`, a path, `upload`, `store:slot@v`).
+    pub module: String,
+    /// sha256 of the component.
+    pub sha256: String,
+    /// When it was loaded, in milliseconds since the epoch.
+    pub loaded_at: u64,
+    /// Initialised instances waiting in the pool.
+    pub idle_instances: usize,
+    /// Its stored version (0: from the config file).
+    pub version: i64,
+    /// Whether it reads the statement's tables.
+    pub wants_sql_objects: bool,
+    /// The config `init` received.
+    pub config: serde_json::Value,
+    /// Its counters.
+    pub stats: SlotCounters,
+}
+
+/// A slot's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotCounters {
+    /// `route` calls.
+    pub calls: u64,
+    /// Traps.
+    pub traps: u64,
+    /// Calls past the deadline.
+    pub timeouts: u64,
+    /// Calls past the memory limit.
+    pub out_of_memory: u64,
+    /// Decisions that could not be followed.
+    pub invalid_decisions: u64,
+    /// Instances created (and `init` run).
+    pub instances_created: u64,
+}
+
+/// `multipart/form-data` with the parts `module` (the component) and `config` (YAML or JSON).
+/// The body `PUT /api/v1/filters/{slot}` takes with a config: returns (content type, body).
+pub fn multipart_upload(module: &[u8], config: &str) -> (String, Bytes) {
+    let boundary = format!("sluice-{:032x}", rand::random::<u128>());
+    let mut body = Vec::with_capacity(module.len() + config.len() + 512);
+    body.extend_from_slice(format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"module.wasm\"\r\nContent-Type: application/wasm\r\n\r\n"
+    ).as_bytes());
+    body.extend_from_slice(module);
+    body.extend_from_slice(format!(
+        "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"config\"\r\nContent-Type: application/yaml\r\n\r\n"
+    ).as_bytes());
+    body.extend_from_slice(config.as_bytes());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        body.into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_bodies_parse_back_into_module_and_config() {
+        let module = b"\0asm\x0d\0\x01\0binary\r\n--not-a-boundary";
+        let (ct, body) = multipart_upload(module, "window_seconds: 5\n");
+        let boundary = multer::parse_boundary(&ct).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let stream =
+                futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+            let mut form = multer::Multipart::new(stream, boundary);
+            let f = form.next_field().await.unwrap().unwrap();
+            assert_eq!(f.name(), Some("module"));
+            assert_eq!(&f.bytes().await.unwrap()[..], &module[..]);
+            let f = form.next_field().await.unwrap().unwrap();
+            assert_eq!(f.name(), Some("config"));
+            assert_eq!(f.text().await.unwrap(), "window_seconds: 5\n");
+            assert!(form.next_field().await.unwrap().is_none());
+        });
+    }
+}

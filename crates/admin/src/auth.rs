@@ -1,0 +1,170 @@
+//! Bearer-token authentication of the admin API: tokens (or their sha256) from the config, compared
+//! in constant time, each with a role.
+use http::{header, HeaderMap, StatusCode};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use sluice_config::{Role, TokenConfig};
+
+/// The configured tokens, as sha256 digests.
+pub struct Tokens {
+    entries: Vec<([u8; 32], Role)>,
+}
+
+/// Why a request was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AuthRefusal {
+    /// 401 or 403.
+    pub status: StatusCode,
+    /// Said to the client (and logged).
+    pub message: &'static str,
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+impl Tokens {
+    /// Digest the configured tokens (config validation guarantees one form each).
+    pub fn new(configs: &[TokenConfig]) -> Self {
+        let entries = configs
+            .iter()
+            .filter_map(|t| {
+                let digest: [u8; 32] = match (&t.token, &t.token_sha256) {
+                    (Some(tok), _) => Sha256::digest(tok.as_bytes()).into(),
+                    (None, Some(h)) => hex::decode(h).ok()?.try_into().ok()?,
+                    _ => return None,
+                };
+                Some((digest, t.role))
+            })
+            .collect();
+        Self { entries }
+    }
+
+    /// The role of the request's bearer token, if it carries a known one. Every configured
+    /// digest is compared, in constant time, whatever matches first.
+    pub fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
+        let presented: [u8; 32] = Sha256::digest(bearer(headers)?.as_bytes()).into();
+        let mut role = None;
+        for (digest, r) in &self.entries {
+            if bool::from(digest.ct_eq(&presented)) {
+                role = Some(*r);
+            }
+        }
+        role
+    }
+
+    /// Who made a change, for the record in L3: the start of the presented token's sha256 (it
+    /// tells tokens apart and gives nothing away), or `admin` without one.
+    pub fn who(headers: &HeaderMap) -> String {
+        match bearer(headers) {
+            Some(t) => format!("token:{}", &hex::encode(Sha256::digest(t.as_bytes()))[..12]),
+            None => "admin".into(),
+        }
+    }
+
+    /// Allow a request needing `needed`, or say why not. Without configured tokens, reads are
+    /// open (the listener is on loopback by default) and changes are refused.
+    pub fn check(&self, headers: &HeaderMap, needed: Role) -> Result<(), AuthRefusal> {
+        if self.entries.is_empty() {
+            return match needed {
+                Role::Viewer => Ok(()),
+                Role::Admin => Err(AuthRefusal {
+                    status: StatusCode::FORBIDDEN,
+                    message: "changes need an admin token, and admin.tokens is empty",
+                }),
+            };
+        }
+        match self.role_of(headers) {
+            None => Err(AuthRefusal {
+                status: StatusCode::UNAUTHORIZED,
+                message: "missing or unknown bearer token",
+            }),
+            Some(role) if role >= needed => Ok(()),
+            Some(_) => Err(AuthRefusal {
+                status: StatusCode::FORBIDDEN,
+                message: "this token's role may only read",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(token: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        h
+    }
+
+    fn tokens() -> Tokens {
+        let viewer_hash = hex::encode(Sha256::digest(b"viewer-token-0123456789"));
+        Tokens::new(&[
+            TokenConfig {
+                token: Some("admin-token-0123456789".into()),
+                token_sha256: None,
+                role: Role::Admin,
+            },
+            TokenConfig {
+                token: None,
+                token_sha256: Some(viewer_hash),
+                role: Role::Viewer,
+            },
+        ])
+    }
+
+    #[test]
+    fn roles_by_token_and_by_hash() {
+        let t = tokens();
+        assert_eq!(
+            t.check(&headers("admin-token-0123456789"), Role::Admin),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(&headers("viewer-token-0123456789"), Role::Viewer),
+            Ok(())
+        );
+        assert_eq!(
+            t.check(&headers("viewer-token-0123456789"), Role::Admin)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            t.check(&headers("wrong"), Role::Viewer).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            t.check(&HeaderMap::new(), Role::Viewer).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, "Basic YWRtaW4=".parse().unwrap());
+        assert_eq!(
+            t.check(&basic, Role::Viewer).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn without_tokens_reads_are_open_and_changes_refused() {
+        let t = Tokens::new(&[]);
+        assert_eq!(t.check(&HeaderMap::new(), Role::Viewer), Ok(()));
+        assert_eq!(
+            t.check(&headers("anything"), Role::Admin)
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! The admin listener: liveness, readiness, metrics, status, and the filter API. It binds to
+//! loopback by default. `/healthz`, `/readyz` and `/metrics` are open; `/api/v1/*` reads need a
+//! `viewer` token and changes an `admin` token (see [`auth`]). Bodies are the types of [`api`],
+//! which the CLI shares.
+//!
+//! | method and path | role | what |
+//! | --- | --- | --- |
+//! | `GET /api/v1/filters` | viewer | each slot: module, version, sha256, load time, calls, traps, timeouts |
+//! | `PUT /api/v1/filters/{slot}?config=…` | admin | body: a Wasm component (or multipart `module` + `config`); swap it into `slot` |
+//! | `PUT /api/v1/filters/{slot}/config` | admin | body: YAML/JSON; the slot's module with a new config |
+//! | `GET /api/v1/filters/{slot}/versions` | viewer | the versions kept in L3 |
+//! | `POST /api/v1/filters/{slot}/rollback` | admin | back to the version before the active one |
+//! | `POST /api/v1/filters/{slot}/activate/{version}` | admin | a stored version, through the pipeline |
+//! | `GET`, `PUT /api/v1/chain` | viewer, admin | the slot order; body `{"order": [...]}` |
+//! | `GET /api/v1/fleet` | viewer | the active versions in L3 and what every instance runs |
+//! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`Admin::handle`]: authorise, then dispatch by method and path |
+//! | [`auth`] | bearer tokens with roles, compared in constant time |
+//! | [`changes`] | the filter endpoints; a refused change's step maps to its HTTP status here, once |
+//! | [`status`] | probes, `/metrics`, and the read-only status endpoints |
+//! | [`api`] | request and response bodies, shared with the CLI |
+#![forbid(unsafe_code)]
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use sluice_cache::QueryLocator;
+use sluice_cluster::Cluster;
+use sluice_config::Role;
+use sluice_filters::fleet::Fleet;
+use sluice_filters::FilterChain;
+use sluice_http::Body;
+
+pub mod api;
+pub mod auth;
+pub mod changes;
+pub mod status;
+
+/// What the admin endpoints report on and change.
+pub struct Admin {
+    /// Backends and their health.
+    pub cluster: Arc<Cluster>,
+    /// Query mappings.
+    pub locator: Arc<QueryLocator>,
+    /// Set once the first health round is done; cleared on shutdown.
+    pub ready: Arc<AtomicBool>,
+    /// The routing filter chain, if one is configured.
+    pub chain: Option<Arc<FilterChain>>,
+    /// Metrics served on `/metrics`.
+    pub registry: Arc<prometheus_client::registry::Registry>,
+    /// Who may read and change.
+    pub tokens: auth::Tokens,
+    /// This instance's part in the fleet (with a chain and a store).
+    pub fleet: Option<Arc<Fleet>>,
+}
+
+impl Admin {
+    /// Answer one admin request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let open = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
+        let changes = req.method() != Method::GET && req.method() != Method::HEAD;
+        if open && changes {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("{path} only answers GET"),
+            );
+        }
+        if !open || changes {
+            let needed = if changes { Role::Admin } else { Role::Viewer };
+            if let Err(refusal) = self.tokens.check(req.headers(), needed) {
+                tracing::warn!(
+                    path,
+                    method = %req.method(),
+                    status = refusal.status.as_u16(),
+                    reason = refusal.message,
+                    "admin request refused"
+                );
+                return error(refusal.status, refusal.message);
+            }
+        }
+        if let Some(rest) = path.strip_prefix("/api/v1/filters/") {
+            let parts: Vec<&str> = rest.split('/').collect();
+            let method = req.method().clone();
+            return match (method, parts.as_slice()) {
+                (Method::GET, [slot, "versions"]) => self.versions(slot).await,
+                (Method::PUT, [slot]) => {
+                    let slot = slot.to_string();
+                    self.upload(&slot, req).await
+                }
+                (Method::PUT, [slot, "config"]) => {
+                    let slot = slot.to_string();
+                    self.reconfigure(&slot, req).await
+                }
+                (Method::POST, [slot, "rollback"]) => self.rollback(slot).await,
+                (Method::POST, [slot, "activate", v]) => self.activate(slot, v).await,
+                (m, _) => error(
+                    StatusCode::NOT_FOUND,
+                    format!("no admin endpoint {m} {path}"),
+                ),
+            };
+        }
+        match (req.method().clone(), path.as_str()) {
+            (Method::PUT, "/api/v1/chain") => self.reorder(req).await,
+            (Method::GET, "/api/v1/chain") => self.order(),
+            (Method::GET, "/api/v1/fleet") => self.fleet().await,
+            (Method::GET | Method::HEAD, _) => self.read(&path),
+            (m, _) => error(StatusCode::METHOD_NOT_ALLOWED, format!("no {m} {path}")),
+        }
+    }
+}
+
+/// A JSON answer.
+pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    let value = serde_json::to_value(body).unwrap_or_default();
+    sluice_http::json_response(status, &value)
+}
+
+/// An [`api::ErrorReply`] without a step.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    let body = api::ErrorReply {
+        error: message.into(),
+        step: None,
+    };
+    reply(status, &body)
+}

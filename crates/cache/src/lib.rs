@@ -1,0 +1,22 @@
+//! The cache stack for query state: L1 in process (moka), L2 shared (Valkey/Redis), L3 (SQL, from
+//! `sluice-store`), and for query ids a search of the backends as last resort.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | [`tiered`] | [`TieredCache`]: any key through the tiers; filters reach it (namespaced) through the WIT `cache` interface |
+//! | [`locator`] | [`QueryLocator`]: query id → [`QueryLocation`], with the search and a negative cache |
+//! | [`l2_redis`] | [`l2_redis::L2`]: the shared tier, with a time limit per operation and a health flag |
+//! | [`search`] | [`search::BackendSearch`]: ask every backend `GET /v1/query/{id}` |
+//! | [`metrics`] | hits, misses, errors and latency per tier, for `/metrics` |
+#![forbid(unsafe_code)]
+
+pub mod l2_redis;
+pub mod locator;
+pub mod metrics;
+pub mod search;
+pub mod tiered;
+
+pub use locator::{query_key, QueryLocation, QueryLocator};
+pub use tiered::TieredCache;

@@ -1,0 +1,212 @@
+//! [`QueryLocator`]: query id → backend and routing group, on top of [`TieredCache`], with the
+//! search of the backends as last resort and a negative cache for ids nobody owns.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_config::CacheConfig;
+use sluice_store::HistoryRow;
+
+use crate::metrics::Tier;
+use crate::search::BackendSearch;
+use crate::TieredCache;
+
+/// The owner of one query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLocation {
+    /// Backend name.
+    pub backend: Arc<str>,
+    /// Routing group the query was routed in.
+    pub group: Arc<str>,
+}
+
+impl QueryLocation {
+    fn encode(&self) -> Bytes {
+        Bytes::from(format!("{}\t{}", self.backend, self.group))
+    }
+
+    fn decode(v: &[u8]) -> Option<Self> {
+        let s = std::str::from_utf8(v).ok()?;
+        let (b, g) = s.split_once('\t')?;
+        Some(Self {
+            backend: b.into(),
+            group: g.into(),
+        })
+    }
+}
+
+/// Query id → location, through the tiers, then the backend search.
+pub struct QueryLocator {
+    tiers: Arc<TieredCache>,
+    negative: moka::sync::Cache<Arc<str>, ()>,
+    search: Option<BackendSearch>,
+    l1_ttl: Duration,
+    l2_ttl: Duration,
+}
+
+/// The key of a query's location in every tier.
+pub fn query_key(id: &str) -> String {
+    format!("sluice:query:{id}")
+}
+
+impl QueryLocator {
+    /// A locator over `tiers`, with an optional backend search.
+    pub fn new(
+        config: &CacheConfig,
+        tiers: Arc<TieredCache>,
+        search: Option<BackendSearch>,
+    ) -> Self {
+        Self {
+            tiers,
+            negative: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(config.search.negative_ttl_ms.max(1)))
+                .build(),
+            search,
+            l1_ttl: Duration::from_secs(config.l1.ttl_seconds),
+            l2_ttl: Duration::from_secs(config.valkey.ttl_seconds),
+        }
+    }
+
+    /// Where `query_id` lives, if any tier knows or a backend owns it.
+    pub async fn locate(&self, query_id: &str) -> Option<QueryLocation> {
+        let key = query_key(query_id);
+        if let Some((v, _)) = self.tiers.get(&key, self.l1_ttl, self.l2_ttl).await {
+            if let Some(loc) = QueryLocation::decode(&v) {
+                return Some(loc);
+            }
+        }
+        let search = self.search.as_ref()?;
+        if self.negative.contains_key(query_id) {
+            return None;
+        }
+        let t = Instant::now();
+        let found = search.find(query_id).await;
+        self.tiers
+            .metrics()
+            .lookup(Tier::Search, found.is_some(), t.elapsed());
+        match found {
+            Some(b) => {
+                let loc = QueryLocation {
+                    backend: b.name().into(),
+                    group: b.group().into(),
+                };
+                tracing::info!(
+                    query_id,
+                    backend = b.name(),
+                    "query found by backend search"
+                );
+                self.remember(query_id, loc.clone()).await;
+                Some(loc)
+            }
+            None => {
+                self.negative.insert(query_id.into(), ());
+                None
+            }
+        }
+    }
+
+    /// Remember where a query lives.
+    pub async fn remember(&self, query_id: &str, location: QueryLocation) {
+        let key = query_key(query_id);
+        self.tiers
+            .set(&key, location.encode(), self.l1_ttl, self.l2_ttl)
+            .await;
+    }
+
+    /// Remember a new query (before its first response reaches the client) and queue its history
+    /// row for L3.
+    pub async fn remember_new(&self, query_id: &str, location: QueryLocation, history: HistoryRow) {
+        let key = query_key(query_id);
+        let value = location.encode();
+        self.tiers
+            .set_with(&key, value, self.l1_ttl, self.l2_ttl, Some(history))
+            .await;
+    }
+
+    /// The tiers underneath.
+    pub fn tiers(&self) -> &Arc<TieredCache> {
+        &self.tiers
+    }
+
+    /// Number of entries held in process (approximate; for status pages).
+    pub fn l1_entries(&self) -> u64 {
+        self.tiers.l1_entries()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::CacheMetrics;
+    use sluice_config::L1Config;
+
+    fn loc(b: &str) -> QueryLocation {
+        QueryLocation {
+            backend: b.into(),
+            group: "adhoc".into(),
+        }
+    }
+
+    fn locator(capacity: u64, ttl: u64) -> QueryLocator {
+        let config = CacheConfig {
+            l1: L1Config {
+                capacity,
+                ttl_seconds: ttl,
+            },
+            ..Default::default()
+        };
+        let tiers = Arc::new(TieredCache::new(&config, None, CacheMetrics::default()));
+        QueryLocator::new(&config, tiers, None)
+    }
+
+    #[tokio::test]
+    async fn remembers_and_forgets_unknown_ids() {
+        let c = locator(10, 60);
+        c.remember("20240101_000000_00001_abcde", loc("a")).await;
+        assert_eq!(
+            c.locate("20240101_000000_00001_abcde").await,
+            Some(loc("a"))
+        );
+        assert_eq!(c.locate("20240101_000000_00002_abcde").await, None);
+        let m = c.tiers().metrics();
+        assert_eq!(
+            (m.lookups(Tier::L1, true), m.lookups(Tier::L1, false)),
+            (1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn capacity_is_bounded() {
+        let c = locator(100, 60);
+        for i in 0..1000 {
+            c.remember(&format!("20240101_000000_{i:05}_abcde"), loc("a"))
+                .await;
+        }
+        c.tiers.l1.run_pending_tasks();
+        assert!(c.l1_entries() <= 100, "held {}", c.l1_entries());
+    }
+
+    #[tokio::test]
+    async fn entries_expire_after_the_ttl() {
+        let c = locator(10, 1);
+        c.remember("1_2_3_x", loc("a")).await;
+        assert!(c.locate("1_2_3_x").await.is_some());
+        // await the expiry (a 1 s TTL), bounded, rather than sleeping for a fixed time
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while c.locate("1_2_3_x").await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "the entry outlived its TTL by 9 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[test]
+    fn locations_round_trip() {
+        let l = loc("etl-1");
+        assert_eq!(QueryLocation::decode(&l.encode()), Some(l));
+        assert_eq!(QueryLocation::decode(b"no tab"), None);
+    }
+}

@@ -1,0 +1,83 @@
+//! `admin:`: the admin listener and who may use its API.
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::invalid::Invalid;
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener (default `127.0.0.1:8081`).
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer tokens for the admin API. Without any, the API is read-only for everyone on the
+    /// admin listener and every change is refused.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so
+/// no secret sits in the file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The token.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Hex sha256 of the token.
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    /// `admin` (may change) or `viewer` (may read).
+    pub role: Role,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Read status.
+    Viewer,
+    /// Read and change.
+    Admin,
+}
+
+impl AdminConfig {
+    /// Every token is long enough, or given by a well-formed sha256.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        for (i, t) in self.tokens.iter().enumerate() {
+            let at = |msg: &str| Invalid::new(format!("tokens[{i}]"), msg);
+            match (&t.token, &t.token_sha256) {
+                (Some(tok), None) if tok.len() >= 16 => {}
+                (Some(_), None) => return Err(at("token must be at least 16 characters")),
+                (None, Some(h)) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => return Err(at("token_sha256 must be 64 hex digits")),
+                _ => return Err(at("set exactly one of token and token_sha256")),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn tokens_are_long_enough_or_hashed() {
+        let no_env = |_: &str| None;
+        let err = Config::from_yaml(
+            "admin:\n  tokens:\n    - { token: short, role: admin }\n",
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("admin.tokens[0]"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        let hash = "ab".repeat(32);
+        let text = format!("admin:\n  tokens:\n    - {{ token_sha256: '{hash}', role: viewer }}\n");
+        assert!(Config::from_yaml(&text, &no_env).is_ok());
+    }
+}

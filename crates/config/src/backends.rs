@@ -1,0 +1,94 @@
+//! `backends:`: the Trino clusters behind the gateway.
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::invalid::Invalid;
+use crate::StatsSource;
+
+/// One Trino cluster.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendConfig {
+    /// Unique name, used in logs, errors and the query → backend mapping.
+    pub name: String,
+    /// Where Sluice sends requests (`http://host:port` of the coordinator).
+    pub url: String,
+    /// Routing group this backend serves (default `adhoc`).
+    #[serde(default = "defaults::group")]
+    pub group: String,
+    /// Inactive backends are never chosen for new queries (default true).
+    #[serde(default = "defaults::yes")]
+    pub active: bool,
+    /// The URL users see for this cluster (its web UI), if different from `url`.
+    #[serde(default)]
+    pub external_url: Option<String>,
+    /// Rewrite `nextUri`, `infoUri` and `partialCancelUri` in JSON answers to point at Sluice, for
+    /// coordinators that do not honour `X-Forwarded-*` (default false).
+    #[serde(default)]
+    pub rewrite_next_uri: bool,
+    /// Where this backend's running/queued counts come from; default: `health.stats`.
+    #[serde(default)]
+    pub stats: Option<StatsSource>,
+}
+
+impl BackendConfig {
+    /// A name, a group, a usable `http://` URL without a path, a well-formed external URL.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.name.trim().is_empty() {
+            return Err(Invalid::new("name", "must not be empty"));
+        }
+        check_http_url("url", &self.url)?;
+        if let Some(ext) = &self.external_url {
+            check_url_syntax("external_url", ext)?;
+        }
+        if self.group.trim().is_empty() {
+            return Err(Invalid::new("group", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Every backend valid, and no name used twice.
+pub(crate) fn validate_all(backends: &[BackendConfig]) -> Result<(), Invalid> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, b) in backends.iter().enumerate() {
+        let item = format!("[{i}]");
+        b.validate().map_err(|e| e.under(&item))?;
+        if !names.insert(b.name.as_str()) {
+            return Err(Invalid::new(
+                format!("{item}.name"),
+                format!("'{}' is used by two backends", b.name),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_url_syntax(field: &str, url: &str) -> Result<http::Uri, Invalid> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| Invalid::new(field, format!("'{url}' is not a URL: {e}")))?;
+    if uri.scheme().is_none() || uri.host().is_none() {
+        return Err(Invalid::new(
+            field,
+            format!("'{url}' must be an absolute URL such as http://host:8080"),
+        ));
+    }
+    Ok(uri)
+}
+
+fn check_http_url(field: &str, url: &str) -> Result<(), Invalid> {
+    let uri = check_url_syntax(field, url)?;
+    let wrong = |msg: String| Err(Invalid::new(field, msg));
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => return wrong(format!(
+            "'{url}': https backends are not supported yet; terminate TLS in front of the coordinator or use http"
+        )),
+        _ => return wrong(format!("'{url}' must use http://")),
+    }
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return wrong(format!("'{url}' must not have a path"));
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! `cache:`: the query-state tiers above the store.
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::invalid::{positive, Invalid};
+
+/// Query-state cache tiers.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// The in-process tier.
+    #[serde(default)]
+    pub l1: L1Config,
+    /// The shared tier (Valkey or Redis), for several instances.
+    #[serde(default)]
+    pub valkey: ValkeyConfig,
+    /// Asking every backend for a query id no tier knows.
+    #[serde(default)]
+    pub search: SearchConfig,
+}
+
+/// The in-process (moka) tier.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct L1Config {
+    /// Most query mappings kept (default 100000); `0` turns L1 off (every lookup goes to L2).
+    #[serde(default = "defaults::l1_capacity")]
+    pub capacity: u64,
+    /// How long a mapping lives after it is written (default 1800 s).
+    #[serde(default = "defaults::l1_ttl")]
+    pub ttl_seconds: u64,
+}
+
+/// The shared Valkey/Redis tier.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValkeyConfig {
+    /// Use it (default false: a single instance needs no Valkey).
+    #[serde(default)]
+    pub enabled: bool,
+    /// `redis://host:6379/0`, `rediss://` for TLS; `redis://:password@host/db` or `password`.
+    #[serde(default = "defaults::valkey_url")]
+    pub url: String,
+    /// Password (overrides one in the URL), e.g. `${VALKEY_PASSWORD}`.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// TTL of every key Sluice writes (default 86400 s).
+    #[serde(default = "defaults::valkey_ttl")]
+    pub ttl_seconds: u64,
+    /// Time limit of one operation (default 50 ms); past it the tier is marked down.
+    #[serde(default = "defaults::valkey_timeout")]
+    pub timeout_ms: u64,
+    /// Time between two PINGs (default 1000 ms): how fast a recovered server is used again.
+    #[serde(default = "defaults::valkey_health")]
+    pub health_check_interval_ms: u64,
+    /// Multiplexed connections (default 2).
+    #[serde(default = "defaults::valkey_pool")]
+    pub pool_size: usize,
+}
+
+/// Searching the backends for an unknown query id.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Ask every active backend `GET /v1/query/{id}` when no tier knows the id (default true).
+    #[serde(default = "defaults::yes")]
+    pub enabled: bool,
+    /// Time limit of the search (default 1000 ms).
+    #[serde(default = "defaults::search_timeout")]
+    pub timeout_ms: u64,
+    /// How long an id nobody owns is remembered as unknown (default 5000 ms), so a flood of bogus
+    /// ids cannot fan out to the clusters.
+    #[serde(default = "defaults::negative_ttl")]
+    pub negative_ttl_ms: u64,
+}
+
+impl CacheConfig {
+    /// Each tier's settings.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        positive("ttl_seconds", self.l1.ttl_seconds).map_err(|e| e.under("l1"))?;
+        self.valkey.validate().map_err(|e| e.under("valkey"))
+    }
+}
+
+impl ValkeyConfig {
+    /// When enabled: a `redis://`-style URL and positive limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let schemes = ["redis://", "rediss://", "valkey://", "valkeys://"];
+        if !schemes.iter().any(|s| self.url.starts_with(s)) {
+            return Err(Invalid::new(
+                "url",
+                format!("'{}' must start with redis:// or rediss://", self.url),
+            ));
+        }
+        positive("ttl_seconds", self.ttl_seconds)?;
+        positive("timeout_ms", self.timeout_ms)?;
+        positive("health_check_interval_ms", self.health_check_interval_ms)?;
+        positive("pool_size", self.pool_size as u64)
+    }
+}

@@ -1,0 +1,399 @@
+//! The one YAML configuration file: the serde schema, its defaults, `${VAR}` substitution and
+//! validation. This crate depends on no other Sluice crate: each part of Sluice reads its section,
+//! and checks that need a part's knowledge (which builtin filters exist) are passed in by the
+//! caller through [`Config::load_with`].
+//!
+//! Read path: raw text → [`subst::substitute`] (`${VAR}`, `${VAR:-default}`) → serde (unknown keys
+//! rejected; serde_yaml's errors name the field path, line and column) → [`Config::validate`],
+//! where each section validates itself → the caller's extra check. A validation error names the
+//! field by its path, and [`invalid::line_of`] finds that path's line.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`Config`], loading, [`ConfigError`] |
+//! | [`admin`], [`backends`], [`routing`], [`filters`], [`cache`], [`store`], [`health`], [`proxy`], [`log`] | one section each: its structs, with a doc comment per field, and its `validate()` |
+//! | [`defaults`] | every default value |
+//! | [`invalid`] | [`Invalid`] (a field path and a message) and finding a path's line |
+//! | [`subst`] | `${VAR}` substitution |
+#![forbid(unsafe_code)]
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub mod admin;
+pub mod backends;
+pub mod cache;
+mod defaults;
+pub mod filters;
+pub mod health;
+pub mod invalid;
+pub mod log;
+pub mod proxy;
+pub mod routing;
+pub mod store;
+pub mod subst;
+
+pub use admin::{AdminConfig, Role, TokenConfig};
+pub use backends::BackendConfig;
+pub use cache::{CacheConfig, L1Config, SearchConfig, ValkeyConfig};
+pub use filters::FiltersConfig;
+pub use health::{HealthConfig, MetricNames, StatsSource};
+pub use invalid::Invalid;
+pub use log::{LogConfig, LogFormat};
+pub use proxy::ProxyConfig;
+pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
+pub use store::StoreConfig;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `${VAR}` reference could not be substituted.
+    #[error(transparent)]
+    Substitution(#[from] subst::SubstError),
+    /// Not YAML, or not the schema (serde_yaml names the field, line and column).
+    #[error(transparent)]
+    Parse(#[from] serde_yaml::Error),
+    /// A value the schema accepts but Sluice cannot use.
+    #[error("{invalid}{}", line.map(|l| format!(" (line {l})")).unwrap_or_default())]
+    Invalid {
+        /// The field and what is wrong.
+        invalid: Invalid,
+        /// Its line in the text, where it could be found.
+        line: Option<usize>,
+    },
+    /// One of the above, in a named file.
+    #[error("{}: {source}", path.display())]
+    InFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        source: Box<ConfigError>,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where clients connect (the Trino protocol listener).
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// The admin listener: health probes and status; bind it to loopback.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The Trino clusters behind the gateway.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+    /// How new queries pick a routing group.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Query-state cache settings.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// Backend health polling.
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Forwarding: timeouts, body limits, extra paths, forwarded headers.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Wasm filter sandbox limits.
+    #[serde(default)]
+    pub filters: FiltersConfig,
+    /// L3: the SQL store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// This instance's name in fleet status (default `HOSTNAME:PORT`, the port of `listen`).
+    #[serde(default)]
+    pub instance_id: Option<String>,
+}
+
+macro_rules! default_from_serde {
+    ($($t:ty),*) => {$(
+        impl Default for $t {
+            fn default() -> Self {
+                serde_yaml::from_str("{}").expect("every field has a default")
+            }
+        }
+    )*};
+}
+default_from_serde!(
+    Config,
+    AdminConfig,
+    RoutingConfig,
+    L1Config,
+    HealthConfig,
+    MetricNames,
+    ProxyConfig,
+    LogConfig,
+    FiltersConfig,
+    ValkeyConfig,
+    SearchConfig,
+    StoreConfig
+);
+
+/// A check the caller adds to [`Config::validate`] (e.g. the filters' own).
+pub type Check<'a> = &'a dyn Fn(&Config) -> Result<(), Invalid>;
+
+impl Config {
+    /// Read, substitute, parse and validate a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Self::load_with(path, &|_| Ok(()))
+    }
+
+    /// [`Config::load`], with `check` run after the sections' own validation.
+    pub fn load_with(path: &Path, check: Check<'_>) -> Result<Config, ConfigError> {
+        let in_file = |source: ConfigError| ConfigError::InFile {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_yaml_with(&text, &|name| std::env::var(name).ok(), check).map_err(in_file)
+    }
+
+    /// Parse and validate YAML text; `env` resolves `${VAR}` references.
+    pub fn from_yaml(text: &str, env: subst::Lookup<'_>) -> Result<Config, ConfigError> {
+        Self::from_yaml_with(text, env, &|_| Ok(()))
+    }
+
+    /// [`Config::from_yaml`], with `check` run after the sections' own validation.
+    pub fn from_yaml_with(
+        text: &str,
+        env: subst::Lookup<'_>,
+        check: Check<'_>,
+    ) -> Result<Config, ConfigError> {
+        let text = subst::substitute(text, env)?;
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(&text)?
+        };
+        config
+            .validate()
+            .and_then(|()| check(&config))
+            .map_err(|invalid| ConfigError::Invalid {
+                line: invalid::line_of(&text, &invalid.path),
+                invalid,
+            })?;
+        Ok(config)
+    }
+
+    /// Check what serde cannot, section by section: unique names, usable URLs, sane numbers, an
+    /// existing default group.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        backends::validate_all(&self.backends).map_err(|e| e.under("backends"))?;
+        self.routing.validate().map_err(|e| e.under("routing"))?;
+        if !self.backends.is_empty() && !self.groups().contains(&self.routing.default_group) {
+            return Err(Invalid::new(
+                "routing.default_group",
+                format!(
+                    "no backend belongs to group '{}' (groups: {})",
+                    self.routing.default_group,
+                    self.groups().join(", ")
+                ),
+            ));
+        }
+        self.admin.validate().map_err(|e| e.under("admin"))?;
+        self.cache.validate().map_err(|e| e.under("cache"))?;
+        self.health.validate().map_err(|e| e.under("health"))?;
+        self.proxy.validate().map_err(|e| e.under("proxy"))?;
+        self.store.validate().map_err(|e| e.under("store"))?;
+        self.filters.validate().map_err(|e| e.under("filters"))
+    }
+
+    /// This instance's name in fleet status: `instance_id`, or `HOSTNAME:PORT` with the port
+    /// clients connect to (`port`: the one actually bound).
+    pub fn instance_id(&self, port: u16) -> String {
+        if let Some(id) = self.instance_id.as_deref().filter(|s| !s.is_empty()) {
+            return id.to_string();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "sluice".into());
+        format!("{host}:{port}")
+    }
+
+    /// The routing groups named by the backends, sorted.
+    pub fn groups(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self.backends.iter().map(|b| b.group.as_str()).collect();
+        set.into_iter().map(String::from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    const ISSUE_EXAMPLE: &str = r#"
+listen: 0.0.0.0:8080
+admin: { listen: 127.0.0.1:8081 }
+backends:
+  - { name: etl-1, url: http://127.0.0.1:9001, group: etl, active: true }
+  - { name: adhoc-1, url: http://127.0.0.1:9002, group: adhoc }
+routing: { default_group: adhoc }
+cache: { l1: { capacity: 100000, ttl_seconds: 1800 } }
+health: { interval_ms: 2000, stats: ui_api }
+"#;
+
+    #[test]
+    fn the_documented_keys_parse() {
+        let c = Config::from_yaml(ISSUE_EXAMPLE, &no_env).unwrap();
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.backends[0].group, "etl");
+        assert!(c.backends[1].active);
+        assert_eq!(c.health.stats, StatsSource::UiApi);
+        assert_eq!(c.cache.l1.capacity, 100_000);
+        assert_eq!(c.groups(), vec!["adhoc", "etl"]);
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_yaml("", &no_env).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.routing.default_group, "adhoc");
+        assert!(!c.routing.strict_groups);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_field_and_line() {
+        let text = "backends:\n  - name: a\n    url: http://h:1\n    colour: red\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("colour"), "{err}");
+        assert!(err.contains("backends[0]"), "{err}");
+        assert!(err.contains("line 4"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = Config::from_yaml("health:\n  interval_ms: soon\n", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("health.interval_ms"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn env_substitution_feeds_the_parser() {
+        let env = |n: &str| (n == "PORT").then(|| "9009".to_string());
+        let text = "backends:\n  - { name: a, url: 'http://127.0.0.1:${PORT}' }\n";
+        let c = Config::from_yaml(text, &env).unwrap();
+        assert_eq!(c.backends[0].url, "http://127.0.0.1:9009");
+    }
+
+    #[test]
+    fn validation_names_field_and_line() {
+        let text =
+            "backends:\n  - { name: a, url: http://h:1 }\n  - { name: a, url: http://h:2 }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("backends[1].name"), "{err}");
+        assert!(err.contains("used by two"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+
+        let text = "# backends\nbackends:\n  - name: a\n    url: http://h:1\n  - name: b\n    group: adhoc\n    url: 'http://h:2/path'\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("backends[1].url"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
+
+        let text = "backends:\n  - { name: a, url: 'ftp://h:1' }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("backends[0].url"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+
+        let text = "backends:\n  - { name: a, url: 'http://h:1', group: etl }\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("routing.default_group"), "{err}");
+
+        let err = Config::from_yaml("cache: { l1: { ttl_seconds: 0 } }", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache.l1.ttl_seconds"), "{err}");
+
+        let err = Config::from_yaml("proxy: { extra_paths: [nope] }", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proxy.extra_paths"), "{err}");
+    }
+
+    #[test]
+    fn broken_yaml_is_an_error_with_a_line() {
+        let err = Config::from_yaml("backends: [\n  {name: a\n", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn example_configs_in_the_repo_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let env = |n: &str| (n == "SLUICE_TEST_SET").then(String::new);
+                Config::from_yaml(&text, &env)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(
+            seen >= 2,
+            "config/ should hold an example per deployment shape"
+        );
+    }
+
+    #[test]
+    fn repeated_keys_are_reported_at_their_own_line() {
+        let text = "backends:\n  - name: a\n    url: http://h:1\ncache:\n  valkey:\n    enabled: true\n    url: nope://x\nstore:\n  url: mysql://x\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("cache.valkey.url"), "{err}");
+        assert!(err.contains("line 7"), "{err}");
+        let text = "backends:\n  - name: a\n    url: http://h:1\nstore:\n  url: mysql://x\n";
+        let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+        assert!(err.contains("line 5"), "{err}");
+    }
+
+    #[test]
+    fn a_callers_check_runs_after_the_sections_and_gets_a_line() {
+        let text = "routing:\n  chain:\n    - { slot: a, module: 'builtin:nope' }\n";
+        assert!(Config::from_yaml(text, &no_env).is_ok());
+        let check = |c: &Config| -> Result<(), Invalid> {
+            match c.routing.chain[0].module.as_str() {
+                "builtin:nope" => Err(Invalid::new("routing.chain[0].module", "unknown builtin")),
+                _ => Ok(()),
+            }
+        };
+        let err = Config::from_yaml_with(text, &no_env, &check)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("routing.chain[0].module: unknown builtin (line 3)"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `routing:`: how new queries pick a group, and the filter chain that decides.
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::invalid::Invalid;
+
+/// Routing of new queries.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Group used when the client sends no `X-Trino-Routing-Group` (default `adhoc`).
+    #[serde(default = "defaults::group")]
+    pub default_group: String,
+    /// When a group has no healthy backend: `true` fails with 503 naming the group; `false`
+    /// (default) falls back to the default group.
+    #[serde(default)]
+    pub strict_groups: bool,
+    /// The routing filter chain, run in order for every new query (default: one slot
+    /// `query-count` with `builtin:query-count`; `[]` leaves routing to the native router).
+    #[serde(default = "defaults::chain")]
+    pub chain: Vec<SlotConfig>,
+    /// When a filter traps, times out, runs out of memory or names a backend that cannot take the
+    /// query: `native` (default) lets the native least-loaded router decide; `reject` answers 503.
+    #[serde(default)]
+    pub on_filter_error: FilterErrorPolicy,
+}
+
+/// One slot of the filter chain.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    /// The slot's name (`[a-z0-9_-]`): names its cache namespace, logs and metrics.
+    pub slot: String,
+    /// `builtin:query-count`, `builtin:stochastic`, `builtin:routing-rules`, or a path to a
+    /// `.wasm` component built for the `sluice:filter/router` world.
+    pub module: String,
+    /// Configuration handed to the filter's `init`, as JSON.
+    #[serde(default)]
+    pub config: serde_yaml::Value,
+}
+
+/// What happens when a filter fails.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterErrorPolicy {
+    /// The native least-loaded router picks a backend of the current group.
+    #[default]
+    Native,
+    /// The query fails with 503.
+    Reject,
+}
+
+impl RoutingConfig {
+    /// Slot names are unique and well-formed; modules are `builtin:NAME` or a `.wasm` path.
+    /// Which builtins exist is the filters' business: they check that themselves.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let mut slots = std::collections::BTreeSet::new();
+        for (i, slot) in self.chain.iter().enumerate() {
+            let at = |field: &str, msg: String| Invalid::new(format!("chain[{i}].{field}"), msg);
+            if !valid_slot_name(&slot.slot) {
+                return Err(at(
+                    "slot",
+                    format!(
+                        "'{}' must be 1-64 characters of a-z, 0-9, '-' and '_'",
+                        slot.slot
+                    ),
+                ));
+            }
+            if !slots.insert(slot.slot.as_str()) {
+                return Err(at("slot", format!("'{}' is used twice", slot.slot)));
+            }
+            if !slot.module.starts_with("builtin:") && !slot.module.ends_with(".wasm") {
+                return Err(at(
+                    "module",
+                    format!(
+                        "'{}' must be builtin:NAME or a path to a .wasm file",
+                        slot.module
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` can name a slot: 1-64 characters of `a-z`, `0-9`, `-` and `_`.
+pub fn valid_slot_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}

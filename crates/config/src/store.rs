@@ -1,0 +1,58 @@
+//! `store:`: L3, the SQL store.
+use serde::{Deserialize, Serialize};
+
+use crate::defaults;
+use crate::invalid::{positive, Invalid};
+
+/// L3: query mappings, history and filter modules in SQL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://sluice.db` (default; created on first start), `sqlite::memory:`,
+    /// `postgres://user:pass@host/db`, or `""` for no L3.
+    #[serde(default = "defaults::store_url")]
+    pub url: String,
+    /// Days of query history kept (default 7); older rows are pruned hourly.
+    #[serde(default = "defaults::retention_days")]
+    pub history_retention_days: u64,
+    /// Rows waiting for the database at most (default 100000); beyond, the oldest are dropped.
+    #[serde(default = "defaults::queue_capacity")]
+    pub queue_capacity: usize,
+    /// Rows per transaction (default 500).
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: usize,
+    /// How long rows gather before a batch is written (default 50 ms).
+    #[serde(default = "defaults::flush_interval")]
+    pub flush_interval_ms: u64,
+    /// Time limit of one read (default 500 ms).
+    #[serde(default = "defaults::store_timeout")]
+    pub timeout_ms: u64,
+    /// Time between two health checks (default 1000 ms).
+    #[serde(default = "defaults::store_health")]
+    pub health_check_interval_ms: u64,
+}
+
+impl StoreConfig {
+    /// A SQLite or PostgreSQL URL (or none) and positive limits.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.url.is_empty() {
+            return Ok(());
+        }
+        let dialects = ["sqlite:", "postgres://", "postgresql://"];
+        if !dialects.iter().any(|d| self.url.starts_with(d)) {
+            return Err(Invalid::new(
+                "url",
+                format!(
+                    "'{}' must start with sqlite: or postgres:// (or be \"\" for no L3)",
+                    self.url
+                ),
+            ));
+        }
+        positive("queue_capacity", self.queue_capacity as u64)?;
+        positive("batch_size", self.batch_size as u64)?;
+        positive("flush_interval_ms", self.flush_interval_ms)?;
+        positive("timeout_ms", self.timeout_ms)?;
+        positive("health_check_interval_ms", self.health_check_interval_ms)?;
+        positive("history_retention_days", self.history_retention_days)
+    }
+}

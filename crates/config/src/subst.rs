@@ -1,0 +1,143 @@
+//! `${VAR}` and `${VAR:-default}` substitution in the raw YAML text, before it is parsed.
+//!
+//! Substitution runs line by line so YAML line numbers stay true; whole-line comments are left
+//! alone (a commented-out `${UNSET}` is not an error); `$${` stands for a literal `${`.
+
+/// A reference that cannot be substituted: the line and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct SubstError {
+    /// 1-based line of the reference.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Looks up an environment variable. A trait-free closure keeps tests independent of the process env.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Replace every `${VAR}` / `${VAR:-default}` in `text`. An unset variable without a default is an
+/// error naming the variable and the line.
+pub fn substitute(text: &str, lookup: Lookup<'_>) -> Result<String, SubstError> {
+    let mut out = String::with_capacity(text.len());
+    for (idx, line) in text.split_inclusive('\n').enumerate() {
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
+        substitute_line(idx + 1, line, lookup, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Line `number` of the text, appended to `out`.
+fn substitute_line(
+    number: usize,
+    line: &str,
+    lookup: Lookup<'_>,
+    out: &mut String,
+) -> Result<(), SubstError> {
+    let fail = |message: String| SubstError {
+        line: number,
+        message,
+    };
+    let mut rest = line;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or_else(|| fail("unterminated '${' (missing '}')".to_string()))?;
+            let expr = &after[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((n, d)) => (n, Some(d)),
+                None => (expr, None),
+            };
+            let valid = !name.is_empty()
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !name.starts_with(|c: char| c.is_ascii_digit());
+            if !valid {
+                return Err(fail(format!(
+                    "'${{{expr}}}' is not a valid variable reference"
+                )));
+            }
+            match (lookup(name), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(fail(format!(
+                        "environment variable {name} is not set (use ${{{name}:-default}} for a default)"
+                    )))
+                }
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOST" => Some("10.0.0.1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn replaces_set_variables_and_defaults() {
+        let got = substitute("url: http://${HOST}:${PORT:-8080}/x\n", &env).unwrap();
+        assert_eq!(got, "url: http://10.0.0.1:8080/x\n");
+    }
+
+    #[test]
+    fn a_set_but_empty_variable_wins_over_the_default() {
+        assert_eq!(substitute("a: '${EMPTY:-d}'", &env).unwrap(), "a: ''");
+    }
+
+    #[test]
+    fn unset_without_default_names_variable_and_line() {
+        let err = substitute("a: 1\nb: ${NOPE}\n", &env).unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = err.to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn comments_and_escapes_are_left_alone() {
+        let text = "# token: ${NOPE}\nprice: $5 and $${LITERAL}\n";
+        assert_eq!(
+            substitute(text, &env).unwrap(),
+            "# token: ${NOPE}\nprice: $5 and ${LITERAL}\n"
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_errors() {
+        assert!(substitute("a: ${HOST", &env)
+            .unwrap_err()
+            .message
+            .contains("unterminated"));
+        assert!(substitute("a: ${1X}", &env)
+            .unwrap_err()
+            .message
+            .contains("not a valid"));
+        assert!(substitute("a: ${}", &env)
+            .unwrap_err()
+            .message
+            .contains("not a valid"));
+    }
+}

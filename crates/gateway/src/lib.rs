@@ -1,0 +1,208 @@
+//! Wiring: [`Gateway::start`] takes a configuration and two bound listeners, builds every part —
+//! cluster, health poller, cache tiers, store, filter chain, fleet follow, proxy, admin — starts
+//! their tasks, and [`Gateway::shutdown`] stops them all and waits for every one.
+//!
+//! # Layout
+//!
+//! One file: the order parts are built in is the dependency order of the crates below it.
+//! Every background task is spawned on one `TaskTracker` and ends when one `CancellationToken`
+//! is cancelled; shutdown cancels it, waits for the listeners to drain (up to
+//! `proxy.shutdown_grace_ms`), waits for every task, then writes what L3 still has queued.
+#![forbid(unsafe_code)]
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use sluice_admin::Admin;
+use sluice_cache::l2_redis::{L2Error, L2};
+use sluice_cache::metrics::CacheMetrics;
+use sluice_cache::search::BackendSearch;
+use sluice_cache::{QueryLocator, TieredCache};
+use sluice_cluster::health::HealthPoller;
+use sluice_cluster::Cluster;
+use sluice_config::Config;
+use sluice_filters::cache::FilterCache;
+use sluice_filters::fleet::{Fleet, FleetOptions};
+use sluice_filters::watch::WatchError;
+use sluice_filters::LoadChainError;
+use sluice_http::serve::serve;
+use sluice_proxy::Proxy;
+use sluice_routing::{LeastLoaded, Router, Routing};
+use sluice_store::{StoreError, L3};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener problem.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// A routing filter could not be loaded.
+    #[error(transparent)]
+    Filter(#[from] LoadChainError),
+    /// The shared cache tier cannot be set up.
+    #[error(transparent)]
+    L2(#[from] L2Error),
+    /// The store cannot be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The watched directory cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// Where the Trino-protocol listener is bound.
+    pub proxy_addr: SocketAddr,
+    /// Where the admin listener is bound.
+    pub admin_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    ready: Arc<AtomicBool>,
+    l3: Option<Arc<L3>>,
+}
+
+impl Gateway {
+    /// Start serving on already-bound listeners.
+    pub async fn start(
+        config: Config,
+        listener: TcpListener,
+        admin_listener: TcpListener,
+    ) -> Result<Gateway, StartError> {
+        let proxy_addr = listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let grace = Duration::from_millis(config.proxy.shutdown_grace_ms);
+        // a start that fails half-way stops the tasks it already spawned
+        let stop_on_failure = stop.clone().drop_guard();
+
+        let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
+        let mut registry = Registry::default();
+        let cache_metrics = CacheMetrics::default();
+        cache_metrics.register(&mut registry);
+        let l2 = match config.cache.valkey.enabled {
+            true => Some(L2::start(&config.cache.valkey, &tasks, stop.clone())?),
+            false => None,
+        };
+        let l3 = match config.store.url.is_empty() {
+            true => None,
+            false => Some(L3::start(&config.store, &tasks, stop.clone())?),
+        };
+        let tiers = Arc::new(
+            TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3.clone()),
+        );
+        let search = config.cache.search.enabled.then(|| {
+            BackendSearch::new(
+                cluster.clone(),
+                Duration::from_millis(config.cache.search.timeout_ms),
+                config.health.user.clone(),
+            )
+        });
+        let locator = Arc::new(QueryLocator::new(&config.cache, tiers.clone(), search));
+        let filter_cache = Arc::new(FilterCache::new(tiers.clone(), l2.is_some()));
+        let chain = match config.routing.chain.is_empty() {
+            true => None,
+            false => Some(Arc::new(
+                sluice_filters::load_chain(&config, cluster.clone(), &filter_cache, l3.clone())
+                    .await?,
+            )),
+        };
+        // follow L3 (after a restart, and changes made by other instances) and announce changes
+        let fleet = match (&chain, &l3) {
+            (Some(chain), Some(l3)) => Some(Fleet::start(
+                FleetOptions {
+                    instance_id: config.instance_id(proxy_addr.port()),
+                    poll_interval: (config.filters.poll_interval_ms > 0)
+                        .then(|| Duration::from_millis(config.filters.poll_interval_ms)),
+                    channel: config.filters.channel.clone(),
+                },
+                chain.clone(),
+                l3.clone(),
+                l2.clone(),
+                &tasks,
+                stop.clone(),
+            )),
+            _ => None,
+        };
+        if let (Some(chain), Some(dir)) = (&chain, config.filters.watch_dir.as_deref()) {
+            let dir = std::path::Path::new(dir);
+            sluice_filters::watch::start(dir, chain.clone(), &tasks, stop.clone())?;
+        }
+        let router: Box<dyn Router> = match &chain {
+            Some(c) => Box::new(c.clone()),
+            None => Box::new(LeastLoaded),
+        };
+        let routing = Arc::new(Routing::new(
+            cluster.clone(),
+            config.routing.clone(),
+            router,
+        ));
+        let proxy = Arc::new(Proxy::new(routing, locator.clone(), config.proxy.clone()));
+        let admin = Arc::new(Admin {
+            cluster: cluster.clone(),
+            locator,
+            ready: ready.clone(),
+            chain,
+            registry: Arc::new(registry),
+            tokens: sluice_admin::auth::Tokens::new(&config.admin.tokens),
+            fleet,
+        });
+
+        let poller = HealthPoller::new(cluster, config.health.clone());
+        let (ready_flag, poll_stop) = (ready.clone(), stop.clone());
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = poller.poll_once() => {}
+                _ = poll_stop.cancelled() => return,
+            }
+            ready_flag.store(true, Ordering::Release);
+            poller.run(poll_stop).await;
+        });
+        let handler = move |req, remote, local| {
+            let proxy = proxy.clone();
+            async move { proxy.handle(req, remote, local).await }
+        };
+        tasks.spawn(serve(listener, handler, stop.clone(), grace));
+        let handler = move |req, _, _| {
+            let admin = admin.clone();
+            async move { admin.handle(req).await }
+        };
+        tasks.spawn(serve(admin_listener, handler, stop.clone(), grace));
+        tracing::info!(%proxy_addr, %admin_addr, "sluice is listening");
+        stop_on_failure.disarm();
+        Ok(Gateway {
+            proxy_addr,
+            admin_addr,
+            stop,
+            tasks,
+            ready,
+            l3,
+        })
+    }
+
+    /// Whether the first health round is done.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Stop accepting, let in-flight requests finish (up to `proxy.shutdown_grace_ms`), wait for
+    /// every task, then write what L3 still has queued.
+    pub async fn shutdown(self) {
+        self.ready.store(false, Ordering::Release);
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        // every query answered before the stop has its history row written, if the database is up
+        if let Some(l3) = &self.l3 {
+            l3.drain(Duration::from_secs(5)).await;
+        }
+        tracing::info!("sluice stopped");
+    }
+}

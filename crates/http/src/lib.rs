@@ -1,0 +1,47 @@
+//! HTTP plumbing shared by every Sluice part that speaks HTTP: one body type, one way to build a
+//! client, one accept loop.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`Body`] (streamed or built in place), [`full_body`], [`empty_body`], [`json_response`] |
+//! | [`client`] | [`client::build`]: the pooled hyper client of the forwarder, the health poller, the owner search and the CLI |
+//! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
+#![forbid(unsafe_code)]
+
+use http::{header, Response, StatusCode};
+use http_body_util::BodyExt;
+
+pub mod client;
+pub mod serve;
+
+/// The body type every Sluice request and response uses: streamed from a peer or built in place.
+pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
+/// A boxed error for bodies and glue.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A complete (non-streamed) body.
+pub fn full_body(bytes: impl Into<bytes::Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// An empty body.
+pub fn empty_body() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A response with `status` and a JSON body.
+pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full_body(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}

@@ -1,0 +1,174 @@
+//! Sorting an incoming request: a new query, a follow-up of a known query, another Trino path, or
+//! a path Sluice does not serve.
+use http::Method;
+
+use sluice_config::ProxyConfig;
+
+use crate::query_id::{self, under};
+
+/// Paths forwarded by default (and everything below them).
+pub const DEFAULT_PATHS: &[&str] = &[
+    "/v1/statement",
+    "/v1/query",
+    "/v1/info",
+    "/v1/node",
+    "/v1/spooled",
+    "/ui",
+    "/oauth2",
+];
+
+/// What kind of request this is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestKind {
+    /// `POST` to a statement path: a new query to route.
+    NewQuery,
+    /// A request that belongs to the query with this id.
+    FollowUp(String),
+    /// A served path that belongs to no query (`/v1/info`, UI assets …).
+    Other,
+    /// A path this gateway does not forward.
+    NotServed,
+}
+
+/// The path tables of one configuration.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    served: Vec<String>,
+    statement: Vec<String>,
+}
+
+impl Paths {
+    /// Default paths plus the configured extras.
+    pub fn new(config: &ProxyConfig) -> Self {
+        let statement: Vec<String> = config
+            .statement_paths
+            .iter()
+            .map(|p| p.trim_end_matches('/').to_string())
+            .collect();
+        let served = DEFAULT_PATHS
+            .iter()
+            .map(|p| p.to_string())
+            .chain(
+                config
+                    .extra_paths
+                    .iter()
+                    .map(|p| p.trim_end_matches('/').to_string()),
+            )
+            .chain(statement.iter().cloned())
+            .collect();
+        Self { served, statement }
+    }
+
+    /// Classify a request by method, path and query string.
+    pub fn classify(&self, method: &Method, path: &str, query: Option<&str>) -> RequestKind {
+        if !self.served.iter().any(|p| under(path, p)) {
+            return RequestKind::NotServed;
+        }
+        if method == Method::POST && self.is_statement_root(path) {
+            return RequestKind::NewQuery;
+        }
+        match query_id::extract(path, query, &self.statement) {
+            Some(id) => RequestKind::FollowUp(id),
+            None => RequestKind::Other,
+        }
+    }
+
+    fn is_statement_root(&self, path: &str) -> bool {
+        let path = path.trim_end_matches('/');
+        path == "/v1/statement" || self.statement.iter().any(|p| p == path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "20240101_120000_00042_abcde";
+
+    fn paths() -> Paths {
+        Paths::new(&ProxyConfig {
+            extra_paths: vec!["/login".into()],
+            statement_paths: vec!["/custom/statement".into()],
+            ..ProxyConfig::default()
+        })
+    }
+
+    #[test]
+    fn new_queries() {
+        let p = paths();
+        assert_eq!(
+            p.classify(&Method::POST, "/v1/statement", None),
+            RequestKind::NewQuery
+        );
+        assert_eq!(
+            p.classify(&Method::POST, "/v1/statement/", None),
+            RequestKind::NewQuery
+        );
+        assert_eq!(
+            p.classify(&Method::POST, "/custom/statement", None),
+            RequestKind::NewQuery
+        );
+        assert_eq!(
+            p.classify(&Method::GET, "/v1/statement", None),
+            RequestKind::Other
+        );
+    }
+
+    #[test]
+    fn follow_ups_including_cancel() {
+        let p = paths();
+        let path = format!("/v1/statement/executing/{ID}/y/2");
+        for m in [Method::GET, Method::DELETE, Method::HEAD] {
+            assert_eq!(
+                p.classify(&m, &path, None),
+                RequestKind::FollowUp(ID.into())
+            );
+        }
+        assert_eq!(
+            p.classify(
+                &Method::GET,
+                "/login",
+                Some(&format!("redirect=%2Fui%2Fapi%2Fquery%2F{ID}"))
+            ),
+            RequestKind::FollowUp(ID.into())
+        );
+        assert_eq!(
+            p.classify(
+                &Method::GET,
+                &format!("/custom/statement/queued/{ID}/y/1"),
+                None
+            ),
+            RequestKind::FollowUp(ID.into())
+        );
+    }
+
+    #[test]
+    fn other_and_not_served() {
+        let p = paths();
+        assert_eq!(
+            p.classify(&Method::GET, "/v1/info", None),
+            RequestKind::Other
+        );
+        assert_eq!(
+            p.classify(&Method::GET, "/ui/", Some("id=0_1_2_a")),
+            RequestKind::Other
+        );
+        assert_eq!(
+            p.classify(&Method::GET, "/ui/api/query/myOtherThing", None),
+            RequestKind::Other
+        );
+        assert_eq!(p.classify(&Method::GET, "/", None), RequestKind::NotServed);
+        assert_eq!(
+            p.classify(&Method::GET, "/admin", None),
+            RequestKind::NotServed
+        );
+        assert_eq!(
+            p.classify(&Method::GET, "/v1/infox", None),
+            RequestKind::NotServed
+        );
+        assert_eq!(
+            p.classify(&Method::GET, "/v2/statement", None),
+            RequestKind::NotServed
+        );
+    }
+}

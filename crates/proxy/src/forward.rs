@@ -1,0 +1,124 @@
+//! Sending one request to one backend over a pooled keep-alive client, with connect and response
+//! timeouts and header hygiene.
+use std::time::Duration;
+
+use http::{header, request, Request, Response, Uri};
+use hyper::body::Incoming;
+use sluice_cluster::Backend;
+use sluice_config::ProxyConfig;
+use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::Body;
+
+use crate::error::GatewayError;
+use crate::headers::{strip_hop_by_hop, Forwarded};
+
+/// Why a forward failed.
+#[derive(Debug)]
+pub enum ForwardError {
+    /// The connection could not be opened: nothing reached the backend, so a retry elsewhere is safe.
+    Connect(GatewayError),
+    /// Anything after the connection was open.
+    Other(GatewayError),
+}
+
+impl ForwardError {
+    /// The gateway error to answer with.
+    pub fn into_gateway_error(self) -> GatewayError {
+        match self {
+            Self::Connect(e) | Self::Other(e) => e,
+        }
+    }
+}
+
+/// The pooled client shared by all forwards.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client,
+    response_timeout: Duration,
+}
+
+impl Forwarder {
+    /// A client with the configured timeouts and pool size.
+    pub fn new(config: &ProxyConfig) -> Self {
+        let client = client::build(&ClientOptions {
+            connect_timeout: Some(Duration::from_millis(config.connect_timeout_ms)),
+            pool_max_idle_per_host: config.pool_max_idle_per_host,
+            pool_idle_timeout: Duration::from_secs(90),
+            tcp_keepalive: Some(Duration::from_secs(60)),
+        });
+        Self {
+            client,
+            response_timeout: Duration::from_millis(config.response_timeout_ms),
+        }
+    }
+
+    /// Send a request described by `parts` with `body` to `backend`; returns the backend's
+    /// response with hop-by-hop headers removed.
+    pub async fn send(
+        &self,
+        backend: &Backend,
+        parts: &request::Parts,
+        body: Body,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let base = &backend.uri;
+        let uri = Uri::builder()
+            .scheme(base.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))
+            .authority(base.authority().cloned().expect("validated backend url"))
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| {
+                ForwardError::Other(GatewayError::BadRequest(format!("bad request target: {e}")))
+            })?;
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = parts.headers.clone();
+        let headers = req.headers_mut();
+        strip_hop_by_hop(headers);
+        headers.remove(header::HOST); // the client sets the backend's authority
+        forwarded.apply(headers);
+
+        let name = backend.name().to_string();
+        let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let mut resp = match result {
+            Err(_) => {
+                return Err(ForwardError::Other(GatewayError::BackendTimeout {
+                    backend: name,
+                    timeout_ms: self.response_timeout.as_millis() as u64,
+                }))
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                return Err(ForwardError::Connect(GatewayError::BackendUnreachable {
+                    backend: name,
+                    reason: error_chain(&e),
+                }))
+            }
+            Ok(Err(e)) => {
+                return Err(ForwardError::Other(GatewayError::BackendUnreachable {
+                    backend: name,
+                    reason: error_chain(&e),
+                }))
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        strip_hop_by_hop(resp.headers_mut());
+        Ok(resp)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}

@@ -1,0 +1,303 @@
+//! The Trino-protocol data path: classify each request, find where it goes, forward it. This
+//! file is the request's story ([`Proxy::handle`]); each step has a module of its own.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | [`classify`] | new query / follow-up / other / not served |
+//! | [`query_id`] | the query id in every path form clients and the web UI use |
+//! | [`kill_query`] | `CALL system.runtime.kill_query(...)` parsed, routed to the query's owner |
+//! | [`headers`] | hop-by-hop hygiene and `X-Forwarded-*` |
+//! | [`forward`] | sending one request to one backend over the pooled client, with timeouts |
+//! | [`rewrite`] | `nextUri` rewriting for backends that ignore forwarded headers |
+//! | [`error`] | [`GatewayError`]: each failure maps to one HTTP status and a Trino-style JSON body |
+#![forbid(unsafe_code)]
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, request, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use sluice_cache::{QueryLocation, QueryLocator};
+use sluice_cluster::Backend;
+use sluice_config::ProxyConfig;
+use sluice_http::{full_body, Body};
+use sluice_routing::{QueryRequest, Routing};
+use sluice_store::{now_ms, HistoryRow};
+
+pub mod classify;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod kill_query;
+pub mod query_id;
+pub mod rewrite;
+
+pub use error::GatewayError;
+
+use classify::{Paths, RequestKind};
+use forward::{ForwardError, Forwarder};
+use headers::Forwarded;
+
+/// Largest first response of a new query that is read to find the query id (Trino's first
+/// response is small: no data yet).
+const MAX_FIRST_RESPONSE: usize = 64 << 20;
+
+/// Shared state of the proxy listener.
+pub struct Proxy {
+    routing: Arc<Routing>,
+    locator: Arc<QueryLocator>,
+    forwarder: Forwarder,
+    paths: Paths,
+    config: ProxyConfig,
+}
+
+impl Proxy {
+    /// A proxy over `routing` remembering queries in `locator`.
+    pub fn new(routing: Arc<Routing>, locator: Arc<QueryLocator>, config: ProxyConfig) -> Self {
+        Self {
+            routing,
+            locator,
+            forwarder: Forwarder::new(&config),
+            paths: Paths::new(&config),
+            config,
+        }
+    }
+
+    /// Answer one request from `remote`, received on `local`.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<Body> {
+        let (parts, body) = req.into_parts();
+        let forwarded = Forwarded::from_request(
+            &parts.headers,
+            remote,
+            local,
+            self.config.trust_forwarded_headers,
+        );
+        let kind = self
+            .paths
+            .classify(&parts.method, parts.uri.path(), parts.uri.query());
+        let result = match kind {
+            RequestKind::NotServed => Err(GatewayError::NotFound(parts.uri.path().to_string())),
+            RequestKind::NewQuery => self.new_query(parts, body, &forwarded).await,
+            RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
+            RequestKind::Other => match self.routing.choose_for_other() {
+                Ok(backend) => self.stream(&backend, parts, body, &forwarded).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        result.unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "request failed");
+            e.into_response()
+        })
+    }
+
+    async fn follow_up(
+        &self,
+        id: &str,
+        parts: request::Parts,
+        body: Incoming,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, GatewayError> {
+        let location = self
+            .locator
+            .locate(id)
+            .await
+            .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?;
+        let backend = self.owner(id, &location)?;
+        self.stream(&backend, parts, body, forwarded).await
+    }
+
+    fn owner(&self, id: &str, location: &QueryLocation) -> Result<Arc<Backend>, GatewayError> {
+        self.routing
+            .cluster()
+            .get(&location.backend)
+            .ok_or_else(|| GatewayError::BackendUnreachable {
+                backend: location.backend.to_string(),
+                reason: format!("query {id} belongs to a backend that is no longer configured"),
+            })
+    }
+
+    /// Forward with the body streamed both ways (buffered only to rewrite URIs).
+    async fn stream(
+        &self,
+        backend: &Backend,
+        parts: request::Parts,
+        body: Incoming,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, GatewayError> {
+        let body = body.map_err(Into::into).boxed();
+        let resp = self
+            .forwarder
+            .send(backend, &parts, body, forwarded)
+            .await
+            .map_err(ForwardError::into_gateway_error)?;
+        if backend.config.rewrite_next_uri && is_json(&resp) {
+            let (parts, body) = resp.into_parts();
+            let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
+            return Ok(finish(
+                parts,
+                rewrite::rewrite_uris(&bytes, &forwarded.external_base()),
+            ));
+        }
+        Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+    }
+
+    /// `POST /v1/statement`: route, forward (retrying once elsewhere if the connection is
+    /// refused), read the query id from the answer and remember its owner.
+    async fn new_query(
+        &self,
+        parts: request::Parts,
+        body: Incoming,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, GatewayError> {
+        let sql = Limited::new(body, self.config.max_statement_bytes)
+            .collect()
+            .await
+            .map_err(|e| {
+                GatewayError::BadRequest(if e.is::<http_body_util::LengthLimitError>() {
+                    format!(
+                        "statement is larger than proxy.max_statement_bytes ({} bytes)",
+                        self.config.max_statement_bytes
+                    )
+                } else {
+                    format!("could not read the statement: {e}")
+                })
+            })?
+            .to_bytes();
+
+        let mut request = QueryRequest::from_http(&parts.headers, &sql);
+        if let Some(target) = std::str::from_utf8(&sql)
+            .ok()
+            .and_then(kill_query::target_query_id)
+        {
+            let location = self
+                .locator
+                .locate(&target)
+                .await
+                .ok_or_else(|| GatewayError::UnknownQuery(target.clone()))?;
+            let backend = self.owner(&target, &location)?;
+            tracing::info!(
+                query_id = target,
+                backend = backend.name(),
+                "kill_query routed to the query's owner"
+            );
+            let resp = self
+                .forwarder
+                .send(&backend, &parts, full_body(sql), forwarded)
+                .await
+                .map_err(ForwardError::into_gateway_error)?;
+            return self
+                .first_response(&backend, &location.group, resp, forwarded, &request)
+                .await;
+        }
+
+        if self.routing.wants_sql_objects() {
+            request.extract_sql_objects();
+        }
+        let mut excluded: Vec<String> = Vec::new();
+        loop {
+            let choice = self.routing.choose(&request, &excluded).await?;
+            let sent = self
+                .forwarder
+                .send(&choice.backend, &parts, full_body(sql.clone()), forwarded)
+                .await;
+            match sent {
+                Ok(resp) => {
+                    return self
+                        .first_response(&choice.backend, &choice.group, resp, forwarded, &request)
+                        .await
+                }
+                Err(ForwardError::Connect(e)) if excluded.is_empty() => {
+                    tracing::warn!(backend = choice.backend.name(), error = %e, "backend refused a new query; retrying once on another backend");
+                    excluded.push(choice.backend.name().to_string());
+                }
+                Err(e) => return Err(e.into_gateway_error()),
+            }
+        }
+    }
+
+    /// Read the first answer of a new query, remember `id` → backend, pass it on.
+    async fn first_response(
+        &self,
+        backend: &Backend,
+        group: &str,
+        resp: Response<Incoming>,
+        forwarded: &Forwarded,
+        request: &QueryRequest,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (parts, body) = resp.into_parts();
+        let mut bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
+        if parts.status == StatusCode::OK {
+            match serde_json::from_slice::<serde_json::Value>(&bytes) {
+                Ok(v) => match v.get("id").and_then(|id| id.as_str()) {
+                    Some(id) if query_id::is_query_id(id) => {
+                        let history = HistoryRow {
+                            query_id: id.to_string(),
+                            query_text: request.query_text.clone(),
+                            user: request.user.clone(),
+                            source: request.source.clone(),
+                            routing_group: group.to_string(),
+                            backend: backend.name().to_string(),
+                            external_url: backend.config.external_url.clone(),
+                            created_at_ms: now_ms(),
+                        };
+                        let location = QueryLocation {
+                            backend: Arc::from(backend.name()),
+                            group: Arc::from(group),
+                        };
+                        self.locator.remember_new(id, location, history).await;
+                        tracing::debug!(
+                            query_id = id,
+                            backend = backend.name(),
+                            group,
+                            "new query routed"
+                        );
+                    }
+                    _ => tracing::warn!(
+                        backend = backend.name(),
+                        "new-query answer has no valid query id"
+                    ),
+                },
+                Err(e) => {
+                    tracing::warn!(backend = backend.name(), error = %e, "new-query answer is not JSON")
+                }
+            }
+            if backend.config.rewrite_next_uri {
+                bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
+            }
+        }
+        Ok(finish(parts, bytes))
+    }
+}
+
+fn is_json<B>(resp: &Response<B>) -> bool {
+    resp.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+}
+
+async fn collect(backend: &Backend, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
+    Limited::new(body, limit)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| GatewayError::BackendInvalid {
+            backend: backend.name().to_string(),
+            reason: format!("could not read the response body: {e}"),
+        })
+}
+
+/// A buffered response with a correct length.
+fn finish(mut parts: http::response::Parts, bytes: Bytes) -> Response<Body> {
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, full_body(bytes))
+}

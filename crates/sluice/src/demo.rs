@@ -1,0 +1,100 @@
+//! `sluice demo`: the gateway in front of in-process fake clusters, with the config a first
+//! try needs (an in-memory store, an admin token from `SLUICE_ADMIN_TOKEN`).
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use sluice_config::{BackendConfig, Config, LogFormat, Role, StatsSource, TokenConfig};
+use sluice_gateway::Gateway;
+use sluice_testkit::{FakeOptions, FakeTrino};
+use tokio::net::TcpListener;
+
+use crate::{shutdown_signal, telemetry};
+
+/// Run the demo until SIGTERM or Ctrl-C.
+pub async fn run(
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    clusters: usize,
+) -> anyhow::Result<()> {
+    telemetry::init(LogFormat::Text, "info");
+    let mut fakes = Vec::new();
+    let mut config = Config::default();
+    for i in 0..clusters {
+        let group = if i % 2 == 0 { "adhoc" } else { "etl" };
+        let name = format!("{group}-{}", i / 2 + 1);
+        let fake = FakeTrino::start(
+            TcpListener::bind("127.0.0.1:0").await?,
+            FakeOptions {
+                name: name.clone(),
+                ..FakeOptions::default()
+            },
+        )?;
+        config.backends.push(BackendConfig {
+            name,
+            url: fake.url(),
+            group: group.into(),
+            active: true,
+            external_url: None,
+            rewrite_next_uri: false,
+            stats: Some(StatsSource::UiApi),
+        });
+        fakes.push(fake);
+    }
+    config.listen = listen;
+    config.admin.listen = admin_listen;
+    config.health.interval_ms = 1000;
+    // the demo keeps its L3 in memory rather than leaving a sluice.db behind
+    config.store.url = "sqlite::memory:".into();
+    // with SLUICE_ADMIN_TOKEN set, `sluice filter push` can swap filters into the demo
+    let admin_token = std::env::var("SLUICE_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    if let Some(token) = &admin_token {
+        config.admin.tokens.push(TokenConfig {
+            token: Some(token.clone()),
+            token_sha256: None,
+            role: Role::Admin,
+        });
+    }
+    config
+        .validate()
+        .and_then(|()| sluice_filters::check_config(&config))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind {listen} (try --listen 127.0.0.1:0)"))?;
+    let admin = TcpListener::bind(admin_listen)
+        .await
+        .with_context(|| format!("cannot bind {admin_listen} (try --admin-listen 127.0.0.1:0)"))?;
+    let gateway = Gateway::start(config.clone(), listener, admin).await?;
+    let p = gateway.proxy_addr;
+    println!(
+        "Sluice demo is running: {} fake Trino clusters behind one gateway.\n",
+        fakes.len()
+    );
+    for (b, f) in config.backends.iter().zip(&fakes) {
+        println!("  cluster {:<8} group {:<6} {}", b.name, b.group, f.url());
+    }
+    println!(
+        "\nPoint any Trino client at http://{p}:\n\
+         \n  trino --server http://{p} --user demo --execute 'SELECT 1'\
+         \n  python3 -c \"import trino; c = trino.dbapi.connect(host='{h}', port={port}, user='demo').cursor(); c.execute('SELECT 1'); print(c.fetchall())\"\
+         \n  curl -s -H 'X-Trino-User: demo' -H 'X-Trino-Routing-Group: etl' -d 'SELECT 1' http://{p}/v1/statement\
+         \n\nBackend health: curl -s http://{a}/api/v1/backends\
+         \nFilters:        sluice filter list --admin-url http://{a}{swap}\
+         \nPress Ctrl-C to stop.",
+        h = p.ip(),
+        port = p.port(),
+        a = gateway.admin_addr,
+        swap = if admin_token.is_some() {
+            "   (SLUICE_ADMIN_TOKEN is the admin token: `sluice filter push` works)"
+        } else {
+            "   (read-only: set SLUICE_ADMIN_TOKEN to allow `sluice filter push`)"
+        },
+    );
+    shutdown_signal().await;
+    gateway.shutdown().await;
+    for f in fakes {
+        f.stop().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,309 @@
+//! The shared tier: several gateways over one Redis route every follow-up to its owner, and keep
+//! doing so when Redis dies and after it comes back.
+use std::time::{Duration, Instant};
+
+use http::{Method, StatusCode};
+
+use sluice_testkit::*;
+
+fn shared_config(fakes: &[(&str, &str, &str)], redis: &RedisServer) -> sluice_config::Config {
+    let mut c = config(fakes);
+    c.cache.valkey.enabled = true;
+    c.cache.valkey.url = redis.url();
+    c.cache.valkey.timeout_ms = 100;
+    c.cache.valkey.health_check_interval_ms = 100;
+    c
+}
+
+async fn wait_l2(gw: &Gw, up: bool) {
+    for _ in 0..300 {
+        if cache_stats(gw).await["l2_healthy"] == up {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L2 never became {}", if up { "up" } else { "down" });
+}
+
+/// Start a query on `a`, follow it to the end on `b`.
+async fn across(a: &Gw, b: &Gw) -> String {
+    let (status, first) = a.submit("SELECT 1", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // follow on the other instance: rewrite the gateway address in nextUri
+    let mut page = first;
+    let mut rows = Vec::new();
+    loop {
+        if let Some(d) = page["data"].as_array() {
+            rows.extend(d.iter().cloned());
+        }
+        let Some(next) = page["nextUri"].as_str() else {
+            break;
+        };
+        let next = next.replace(&a.url(""), &b.url(""));
+        let (status, body) = b.call(Method::GET, &next, &[], "").await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        page = json(&body);
+    }
+    owner(&rows)
+}
+
+#[tokio::test]
+async fn follow_ups_on_another_instance_are_found_in_l2() {
+    let redis = RedisServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    for _ in 0..10 {
+        across(&a, &b).await;
+    }
+    let stats = cache_stats(&b).await;
+    assert!(stats["l2"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert_eq!(stats["search"]["hits"], 0, "{stats}");
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn redis_dies_routing_goes_on_and_recovers_by_itself() {
+    let mut redis = RedisServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    across(&a, &b).await;
+
+    redis.kill();
+    // the first request after the crash may pay one timeout; after that nobody waits on Redis
+    across(&a, &b).await;
+    wait_l2(&a, false).await;
+    wait_l2(&b, false).await;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        // b has never seen these queries: its L1 misses, L2 is down, the backend search finds them
+        across(&a, &b).await;
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a query took {slowest:?} with Redis down"
+    );
+    let stats = cache_stats(&b).await;
+    assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert!(stats["l2"]["skipped"].as_u64().unwrap() >= 10, "{stats}");
+
+    redis.restart().await;
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    let before = cache_stats(&b).await["l2"]["hits"].as_u64().unwrap();
+    for _ in 0..5 {
+        across(&a, &b).await;
+    }
+    let after = cache_stats(&b).await["l2"]["hits"].as_u64().unwrap();
+    assert!(
+        after >= before + 5,
+        "L2 hits did not recover: {before} -> {after}"
+    );
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_bogus_ids_searches_the_clusters_once_per_id() {
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.cache.search.negative_ttl_ms = 60_000;
+    let gw = Gw::start(cfg).await;
+    for _ in 0..50 {
+        let (status, _) = gw
+            .call(
+                Method::GET,
+                "/v1/statement/executing/20200101_000000_00001_bogus/y/1",
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+    assert_eq!(
+        c1.search_probes(),
+        1,
+        "one search, then the negative cache answers"
+    );
+    assert_eq!(c1.unknown_query_requests(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
+    let (dir, store_url) = temp_sqlite("l3");
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = store_url.clone();
+    cfg.cache.search.enabled = false; // only L3 can know
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_drained(&a).await;
+    wait_drained(&b).await; // both have their store up (they migrate the same file at start)
+    let (_, first) = a.submit("SELECT 1", &[]).await;
+    wait_drained(&a).await;
+    assert_eq!(
+        l3_state(&a).await["written"],
+        2,
+        "the mapping and the history row"
+    );
+    let next = first["nextUri"]
+        .as_str()
+        .unwrap()
+        .replace(&a.url(""), &b.url(""));
+    let (status, _) = b.call(Method::GET, &next, &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(cache_stats(&b).await["l3_store"]["healthy"], true);
+    let stats = cache_stats(&b).await;
+    assert_eq!(stats["l3_store"]["written"], 0);
+    let metrics = String::from_utf8(b.admin(Method::GET, "/metrics").await.1.to_vec()).unwrap();
+    assert!(
+        metrics.contains("\nsluice_cache_lookups_total{tier=\"l3\",result=\"hit\"} 1\n"),
+        "{metrics}"
+    );
+    a.stop().await;
+    b.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
+    let pg = PgServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut cfg = config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())]);
+    cfg.store.url = pg.url();
+    cfg.store.health_check_interval_ms = 100;
+    cfg.store.timeout_ms = 200;
+    let gw = Gw::start(cfg).await;
+    wait_drained(&gw).await;
+    let mut total = 0;
+    for _ in 0..10 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+        total += 1;
+    }
+    wait_drained(&gw).await;
+
+    pg.stop();
+    for _ in 0..20 {
+        let (status, q) = gw.submit("SELECT 1", &[]).await;
+        assert_eq!(status, StatusCode::OK, "{q}");
+        gw.drain(&q).await;
+        total += 1;
+    }
+    let mut l3 = l3_state(&gw).await;
+    for _ in 0..300 {
+        if l3["healthy"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        l3 = l3_state(&gw).await;
+    }
+    assert_eq!(l3["healthy"], false, "the store is marked down: {l3}");
+    assert!(
+        l3["queued"].as_u64().unwrap() > 0,
+        "rows wait for the database: {l3}"
+    );
+
+    pg.start_again().await;
+    wait_drained(&gw).await;
+    let l3 = l3_state(&gw).await;
+    assert_eq!(l3["dropped"], 0, "{l3}");
+    // count the rows in the database itself
+    let store = sluice_store::Store::open(&pg.url()).unwrap();
+    assert_eq!(
+        store.history_count().await.unwrap(),
+        total,
+        "every history row arrived"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn redis_and_postgres_both_down_follow_ups_are_found_by_search() {
+    let mut redis = RedisServer::start().await;
+    let pg = PgServer::start().await;
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        &redis,
+    );
+    cfg.store.url = pg.url();
+    cfg.store.health_check_interval_ms = 100;
+    cfg.store.timeout_ms = 200;
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_drained(&a).await;
+    across(&a, &b).await;
+
+    redis.kill();
+    pg.stop();
+    // b's L1 has never seen the new queries (as if evicted), L2 and L3 are down: search finds them
+    for _ in 0..10 {
+        across(&a, &b).await;
+    }
+    let stats = cache_stats(&b).await;
+    assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
+    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_in_memory_sqlite_store_keeps_its_rows() {
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = "sqlite::memory:".into();
+    let gw = Gw::start(cfg).await;
+    wait_drained(&gw).await;
+    for _ in 0..3 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+    }
+    wait_drained(&gw).await;
+    let l3 = l3_state(&gw).await;
+    assert_eq!(l3["written"], 6, "3 mappings and 3 history rows: {l3}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_graceful_stop_writes_the_queued_history_rows() {
+    let (dir, store_url) = temp_sqlite("drain");
+    let url = store_url;
+    let c1 = cluster("c1").await;
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.store.url = url.clone();
+    cfg.store.flush_interval_ms = 600_000; // nothing is written before the stop
+    let gw = Gw::start(cfg).await;
+    for _ in 0..3 {
+        let (_, q) = gw.submit("SELECT 1", &[]).await;
+        gw.drain(&q).await;
+    }
+    // the writer gathers for 10 minutes: the rows are still queued
+    for _ in 0..300 {
+        if l3_state(&gw).await["healthy"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(l3_state(&gw).await["written"], 0);
+    gw.stop().await;
+    let store = sluice_store::Store::open(&url).unwrap();
+    assert_eq!(store.history_count().await.unwrap(), 3);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,10 @@
+//! Gateway integration tests: real fake clusters and a real gateway on ephemeral loopback ports.
+mod admin;
+mod cache;
+mod filters;
+mod fleet;
+mod groups;
+mod health;
+mod proxying;
+mod shutdown;
+mod stickiness;

@@ -1,0 +1,234 @@
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use sluice_testkit::FakeOptions;
+
+use sluice_testkit::*;
+
+#[tokio::test]
+async fn a_query_returns_every_page_through_the_gateway() {
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let (status, first) = gw.submit("SELECT n FROM t -- fake:pages=5", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["stats"]["state"], "QUEUED");
+    let (rows, last) = gw.drain(&first).await;
+    assert_eq!(rows.len(), 10, "5 pages of 2 rows");
+    assert_eq!(last["stats"]["state"], "FINISHED");
+    assert_eq!(owner(&rows), "adhoc-1");
+    assert_eq!(a.unknown_query_requests(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_headers_describe_how_the_client_reached_sluice() {
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let (status, first) = gw
+        .submit(
+            "SELECT 1",
+            &[
+                ("Connection", "keep-alive, x-secret"),
+                ("X-Secret", "hop"),
+                ("X-Forwarded-Host", "evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = a.last_forwarded();
+    let port = gw.gateway.proxy_addr.port().to_string();
+    assert_eq!(seen["proto"], "http");
+    assert_eq!(
+        seen["host"], "127.0.0.1",
+        "untrusted X-Forwarded-Host is replaced"
+    );
+    assert_eq!(seen["port"], port.as_str());
+    assert_eq!(seen["for"], "127.0.0.1");
+    assert_eq!(
+        seen["connection"],
+        serde_json::Value::Null,
+        "hop-by-hop headers are not forwarded"
+    );
+    assert!(first["nextUri"]
+        .as_str()
+        .unwrap()
+        .starts_with(&gw.url("/v1/statement/queued/")));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn next_uri_is_rewritten_for_backends_that_ignore_forwarded_headers() {
+    let a = cluster_with(FakeOptions {
+        name: "old".into(),
+        honor_forwarded: false,
+        ..Default::default()
+    })
+    .await;
+    let mut c = config(&[("old", "adhoc", &a.url())]);
+    c.backends[0].rewrite_next_uri = true;
+    let gw = Gw::start(c).await;
+    let (_, first) = gw.submit("SELECT 1", &[]).await;
+    assert!(first["infoUri"]
+        .as_str()
+        .unwrap()
+        .starts_with(&gw.url("/ui/query.html?")));
+    // drain() asserts that every nextUri points at the gateway, page after page
+    let (rows, _) = gw.drain(&first).await;
+    assert_eq!(rows.len(), 6);
+    gw.stop().await;
+
+    // and without the rewrite, the client would be sent straight to the backend
+    let mut c = config(&[("old", "adhoc", &a.url())]);
+    c.backends[0].rewrite_next_uri = false;
+    let gw = Gw::start(c).await;
+    let (_, first) = gw.submit("SELECT 1", &[]).await;
+    assert!(first["nextUri"].as_str().unwrap().starts_with(&a.url()));
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn paths_outside_the_trino_api_are_404_and_info_is_forwarded() {
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let (status, body) = gw.call(Method::GET, "/admin/secrets", &[], "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json(&body)["error"]["errorName"], "NOT_FOUND");
+    let (status, body) = gw.call(Method::GET, "/v1/info", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(json(&body)["name"], "adhoc-1");
+    let (status, _) = gw.call(Method::GET, "/ui/", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_statements_are_refused_before_routing() {
+    let a = cluster("adhoc-1").await;
+    let mut c = config(&[("adhoc-1", "adhoc", &a.url())]);
+    c.proxy.max_statement_bytes = 1024;
+    let gw = Gw::start(c).await;
+    let (status, body) = gw
+        .call(
+            Method::POST,
+            "/v1/statement",
+            &[("X-Trino-User", "t")],
+            &"x".repeat(2000),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(json(&body)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("max_statement_bytes"));
+    assert_eq!(a.queries_created(), 0);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_backend_error_answer_is_passed_through() {
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let (status, first) = gw.submit("SELECT fake:fail", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(first["error"]["errorName"], "GENERIC_USER_ERROR");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_backend_is_a_fast_502_not_a_hang() {
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let (_, first) = gw.submit("SELECT 1", &[]).await;
+    a.stop().await; // the owner of a running query goes away
+    let started = std::time::Instant::now();
+    let next = first["nextUri"].as_str().unwrap();
+    let (status, body) = gw.call(Method::GET, next, &[], "").await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json(&body)["error"]["errorType"], "EXTERNAL");
+    assert!(started.elapsed().as_secs() < 5);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_backend_hits_the_response_timeout() {
+    let a = cluster_with(FakeOptions {
+        name: "slow".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut c = config(&[("slow", "adhoc", &a.url())]);
+    c.proxy.response_timeout_ms = 300;
+    let gw = Gw::start(c).await;
+    let (_, first) = gw.submit("SELECT 1 fake:delay_ms=2000", &[]).await;
+    let started = std::time::Instant::now();
+    let (status, body) = gw
+        .call(Method::GET, first["nextUri"].as_str().unwrap(), &[], "")
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(started.elapsed().as_millis() < 1500);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_fake_coordinator_forgets_the_oldest_unpolled_queries_beyond_its_cap() {
+    let fake = cluster_with(FakeOptions {
+        name: "capped".into(),
+        pages: 100,
+        queued_polls: 0,
+        max_queries: 3,
+        ..FakeOptions::default()
+    })
+    .await;
+    let client = sluice_http::client::build(&Default::default());
+    let post = || {
+        let req = http::Request::post(format!("{}/v1/statement", fake.url()))
+            .header("X-Trino-User", "t")
+            .body(sluice_http::full_body(Bytes::from_static(b"SELECT 1")))
+            .unwrap();
+        send(&client, req)
+    };
+    let get = |uri: String| {
+        send(
+            &client,
+            http::Request::get(uri)
+                .header("X-Trino-User", "t")
+                .body(sluice_http::empty_body())
+                .unwrap(),
+        )
+    };
+    let mut next = Vec::new();
+    for _ in 0..2 {
+        next.push(
+            json(&post().await.1)["nextUri"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(
+        get(next[0].clone()).await.0,
+        StatusCode::OK,
+        "the first one is polled"
+    );
+    for _ in 0..3 {
+        next.push(
+            json(&post().await.1)["nextUri"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    // five created, three kept: the polled first one stays, the unpolled second is gone first
+    assert_eq!(get(next[0].clone()).await.0, StatusCode::OK);
+    assert_eq!(get(next[1].clone()).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(next[4].clone()).await.0, StatusCode::OK);
+}

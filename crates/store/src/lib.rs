@@ -1,0 +1,70 @@
+//! L3: state in SQL — SQLite embedded by default, PostgreSQL for a fleet — with one schema and one
+//! text per statement for both dialects, migrated at start.
+//!
+//! Writes go through a bounded queue and a batching writer that retries, so a slow or stopped
+//! database never stalls routing: while it is down, rows wait in the queue; when the queue is
+//! full the oldest are dropped and counted. Reads are bounded by a time limit and skipped while
+//! the database is marked down.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | [`db`] | [`Store`]: open a pool of either dialect, migrate, the write-transaction helper |
+//! | [`entries`] | `cache_entries` and `query_history`: batched writes, reads, pruning |
+//! | [`modules`] | `filter_modules`: every accepted filter version, which one is active |
+//! | [`fleet`] | `filter_chain` and `filter_instances`: the chain order and what each instance runs |
+//! | [`l3`] | [`L3`]: the store as a cache tier — health, the write queue, the writer, pruning |
+//!
+//! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept;
+//! `with_pool!` and `write_tx!` run the same statement text on whichever pool is open.
+#![forbid(unsafe_code)]
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub mod db;
+pub mod entries;
+pub mod fleet;
+pub mod l3;
+pub mod modules;
+
+pub use db::Store;
+pub use entries::{HistoryRow, Write};
+pub use fleet::InstanceSlot;
+pub use l3::L3;
+pub use modules::{ModuleRow, NewModule, VersionRow};
+
+/// Why the store did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// `store.url` cannot be opened.
+    #[error("store.url: {0}")]
+    Url(String),
+    /// The database is marked down (the health check failed); nothing was sent.
+    #[error("the store (L3) is down")]
+    Down,
+    /// No answer within the time limit.
+    #[error("the store (L3) did not answer within {0} ms")]
+    Timeout(u64),
+    /// The database answered with an error.
+    #[error("the store (L3) failed: {0}")]
+    Failed(#[from] sqlx::Error),
+    /// The migrations could not be applied.
+    #[error("L3 migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what Sluice wrote.
+    #[error("the store (L3) holds an unreadable {what}: {why}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// Why it cannot be read.
+        why: String,
+    },
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

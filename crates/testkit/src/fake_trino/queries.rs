@@ -1,0 +1,197 @@
+//! The fake coordinator's queries: creation (with the `fake:` options in the SQL) and the
+//! protocol's state machine, page by page.
+use std::sync::atomic::Ordering;
+
+use rand::RngExt;
+
+use http::{Response, StatusCode};
+use serde_json::{json, Value};
+use sluice_http::Body;
+
+use sluice_proxy::kill_query;
+
+use super::routes::{json_resp, text};
+use super::{Fake, Query, State};
+
+impl Fake {
+    pub(super) fn create(&self, base: &str, sql: String, user: String) -> Response<Body> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let id = format!("20261124_000000_{seq:05}_{}", self.suffix);
+        let slug = format!("y{:08x}", rand::rng().random::<u32>());
+        self.counters
+            .queries_created
+            .fetch_add(1, Ordering::Relaxed);
+
+        if let Some(target) = kill_query::target_query_id(&sql) {
+            let owned = self.with_query(&target, |q| {
+                if matches!(q.state, State::Queued | State::Running) {
+                    q.state = State::Failed;
+                }
+            });
+            if owned.is_none() {
+                self.counters
+                    .unknown_query_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                return json_resp(
+                    StatusCode::OK,
+                    failed(
+                        &id,
+                        base,
+                        "NOT_FOUND",
+                        &format!("Target query not found: {target}"),
+                    ),
+                );
+            }
+            self.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            return json_resp(
+                StatusCode::OK,
+                json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "stats": stats("FINISHED"),
+                       "warnings": [], "updateType": "CALL"}),
+            );
+        }
+        if sql.contains("fake:fail") {
+            return json_resp(
+                StatusCode::OK,
+                failed(&id, base, "GENERIC_USER_ERROR", "fake:fail requested"),
+            );
+        }
+        let option = |key: &str| {
+            sql.find(key)
+                .map(|i| &sql[i + key.len()..])
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        let pages = option("fake:pages=")
+            .map(|p| p as u32)
+            .unwrap_or(self.opts.pages)
+            .max(1);
+        let delay_ms = option("fake:delay_ms=").unwrap_or(self.opts.delay_ms);
+        let state = if self.opts.queued_polls > 0 {
+            State::Queued
+        } else {
+            State::Running
+        };
+        let next = if state == State::Queued {
+            format!("{base}/v1/statement/queued/{id}/{slug}/1")
+        } else {
+            format!("{base}/v1/statement/executing/{id}/{slug}/0")
+        };
+        let mut queries = self.queries.lock().unwrap();
+        queries.insert(
+            id.clone(),
+            Query {
+                slug,
+                sql,
+                user,
+                state,
+                pages,
+                delay_ms,
+                polled: false,
+            },
+        );
+        if self.opts.max_queries > 0 {
+            let mut created = self.created.lock().unwrap();
+            created.push_back(id.clone());
+            let mut tries = created.len();
+            while queries.len() > self.opts.max_queries && tries > 0 {
+                tries -= 1;
+                let Some(oldest) = created.pop_front() else {
+                    break;
+                };
+                if queries.get(&oldest).is_some_and(|q| q.polled) {
+                    created.push_back(oldest);
+                } else {
+                    queries.remove(&oldest);
+                }
+            }
+        }
+        drop(queries);
+        json_resp(
+            StatusCode::OK,
+            json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "nextUri": next,
+                   "stats": stats(state.as_str()), "warnings": []}),
+        )
+    }
+
+    pub(super) fn advance(&self, base: &str, id: &str, queued: bool, token: u32) -> Response<Body> {
+        let mut queries = self.queries.lock().unwrap();
+        let Some(q) = queries.get_mut(id) else {
+            drop(queries);
+            return self.unknown(id);
+        };
+        q.polled = true;
+        let info_uri = format!("{base}/ui/query.html?{id}");
+        if matches!(q.state, State::Canceled | State::Failed) {
+            return json_resp(
+                StatusCode::OK,
+                failed(id, base, "USER_CANCELED", "Query was canceled"),
+            );
+        }
+        if queued {
+            let next = if token < self.opts.queued_polls {
+                format!("{base}/v1/statement/queued/{id}/{}/{}", q.slug, token + 1)
+            } else {
+                q.state = State::Running;
+                format!("{base}/v1/statement/executing/{id}/{}/0", q.slug)
+            };
+            return json_resp(
+                StatusCode::OK,
+                json!({"id": id, "infoUri": info_uri, "nextUri": next, "stats": stats(q.state.as_str()), "warnings": []}),
+            );
+        }
+        if token >= q.pages {
+            return text(StatusCode::GONE, "token expired");
+        }
+        q.state = State::Running;
+        let last = token + 1 == q.pages;
+        if last {
+            q.state = State::Finished;
+        }
+        let rows: Vec<Value> = (0..self.opts.rows_per_page)
+            .map(|r| json!([(token * self.opts.rows_per_page + r) as i64, self.opts.name]))
+            .collect();
+        let mut page = json!({
+            "id": id,
+            "infoUri": info_uri,
+            "partialCancelUri": format!("{base}/v1/statement/executing/partialCancel/{id}/0/{}/{token}", q.slug),
+            "columns": [
+                {"name": "n", "type": "bigint", "typeSignature": {"rawType": "bigint", "arguments": []}},
+                {"name": "cluster", "type": "varchar", "typeSignature": {"rawType": "varchar", "arguments": [{"kind": "LONG", "value": 2147483647}]}}
+            ],
+            "data": rows,
+            "stats": stats(q.state.as_str()),
+            "warnings": [],
+        });
+        if !last {
+            page["nextUri"] = json!(format!(
+                "{base}/v1/statement/executing/{id}/{}/{}",
+                q.slug,
+                token + 1
+            ));
+        }
+        json_resp(StatusCode::OK, page)
+    }
+}
+pub(super) fn query_info(id: &str, q: &Query, base: &str) -> Value {
+    json!({
+        "queryId": id,
+        "state": q.state.as_str(),
+        "query": q.sql,
+        "session": {"user": q.user},
+        "self": format!("{base}/v1/query/{id}"),
+    })
+}
+
+fn stats(state: &str) -> Value {
+    json!({"state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED", "nodes": 1,
+           "totalSplits": 1, "queuedSplits": 0, "runningSplits": 0, "completedSplits": 1,
+           "cpuTimeMillis": 1, "wallTimeMillis": 1, "queuedTimeMillis": 0, "elapsedTimeMillis": 1,
+           "processedRows": 0, "processedBytes": 0, "physicalInputBytes": 0, "peakMemoryBytes": 0,
+           "spilledBytes": 0})
+}
+
+fn failed(id: &str, base: &str, name: &str, message: &str) -> Value {
+    json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "stats": stats("FAILED"), "warnings": [],
+           "error": {"message": message, "errorCode": 1, "errorName": name, "errorType": "USER_ERROR",
+                     "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message, "suppressed": [], "stack": []}}})
+}

@@ -1,0 +1,238 @@
+//! A gateway on two ephemeral loopback ports ([`Gw`]), with a small client for the Trino protocol
+//! and the admin API.
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sluice_config::Config;
+use sluice_gateway::Gateway;
+use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::{empty_body, full_body, Body};
+use tokio::net::TcpListener;
+
+/// A started gateway plus a client pointed at it.
+pub struct Gw {
+    /// The gateway.
+    pub gateway: Gateway,
+    /// A client for it.
+    pub client: Client,
+    /// A plain token from `admin.tokens`, sent by [`Gw::admin`] so status reads work when the
+    /// config turns authentication on.
+    token: Option<String>,
+}
+
+impl Gw {
+    /// Start `config` on two loopback ports and wait until it is ready.
+    pub async fn start(config: Config) -> Gw {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let token = config.admin.tokens.iter().find_map(|t| t.token.clone());
+        let gateway = Gateway::start(config, listener, admin).await.unwrap();
+        let gw = Gw {
+            gateway,
+            client: client::build(&ClientOptions::default()),
+            token,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Wait for `/readyz` (first health round done); bounded.
+    pub async fn wait_ready(&self) {
+        for _ in 0..500 {
+            if self.admin(Method::GET, "/readyz").await.0 == StatusCode::OK {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("gateway never became ready");
+    }
+
+    /// `path` on the Trino-protocol listener.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.proxy_addr, path)
+    }
+
+    /// An admin request with a bearer token and a body.
+    pub async fn admin_as(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Bytes,
+    ) -> (StatusCode, Value) {
+        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let (status, body) = send(&self.client, req.body(full_body(body)).unwrap()).await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// An admin request (with the config's first plain token, if any).
+    pub async fn admin(&self, method: Method, path: &str) -> (StatusCode, Bytes) {
+        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        send(&self.client, req.body(empty_body()).unwrap()).await
+    }
+
+    /// Send a request to the gateway; returns status, headers and body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path_or_url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Bytes) {
+        let uri = if path_or_url.starts_with("http") {
+            path_or_url.to_string()
+        } else {
+            self.url(path_or_url)
+        };
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        send(&self.client, req.body(full_body(body.to_string())).unwrap()).await
+    }
+
+    /// `POST /v1/statement` as user `test`; returns status and the JSON answer.
+    pub async fn submit(&self, sql: &str, extra: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut headers = vec![("X-Trino-User", "test")];
+        headers.extend_from_slice(extra);
+        let (status, body) = self
+            .call(Method::POST, "/v1/statement", &headers, sql)
+            .await;
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    /// Follow `nextUri` to the end; returns every row and the final page.
+    pub async fn drain(&self, first: &Value) -> (Vec<Value>, Value) {
+        let mut rows = Vec::new();
+        let mut page = first.clone();
+        for _ in 0..1000 {
+            if let Some(data) = page.get("data").and_then(|d| d.as_array()) {
+                rows.extend(data.iter().cloned());
+            }
+            let Some(next) = page
+                .get("nextUri")
+                .and_then(|n| n.as_str())
+                .map(String::from)
+            else {
+                return (rows, page);
+            };
+            assert!(
+                next.starts_with(&self.url("/")),
+                "nextUri {next} must point at the gateway"
+            );
+            let (status, body) = self
+                .call(Method::GET, &next, &[("X-Trino-User", "test")], "")
+                .await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            page = serde_json::from_slice(&body).unwrap();
+        }
+        panic!("query never finished");
+    }
+
+    /// A backend's health as the admin API reports it (`HEALTHY`, `UNHEALTHY`, `PENDING`).
+    pub async fn backend_health(&self, name: &str) -> String {
+        self.backend_status(name).await["health"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A backend's `status` in `/api/v1/backends`.
+    pub async fn backend_status(&self, name: &str) -> Value {
+        let (_, body) = self.admin(Method::GET, "/api/v1/backends").await;
+        let list = json(&body);
+        let b = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["name"] == name)
+            .expect("backend listed");
+        b["status"].clone()
+    }
+
+    /// Wait until `name` reports `health`; returns how long it took. Bounded.
+    pub async fn await_health(&self, name: &str, health: &str, limit: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if self.backend_health(name).await == health {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{name} did not become {health} within {limit:?}");
+    }
+
+    /// Shut the gateway down gracefully.
+    pub async fn stop(self) {
+        self.gateway.shutdown().await;
+    }
+}
+
+/// Send `req`; its status and whole body. Bounded: a request that hangs fails the test.
+pub async fn send(client: &Client, req: Request<Body>) -> (StatusCode, Bytes) {
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
+        .await
+        .expect("request must not hang")
+        .expect("request failed");
+    let status = resp.status();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// `body` as JSON; panics with the text when it is not.
+pub fn json(body: &Bytes) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
+}
+
+/// The cluster name in the rows of a drained query (all rows must agree).
+pub fn owner(rows: &[Value]) -> String {
+    let names: std::collections::BTreeSet<String> = rows
+        .iter()
+        .map(|r| r[1].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 1, "rows from several clusters: {names:?}");
+    names.into_iter().next().unwrap()
+}
+
+/// The admin API's cache status (`/api/v1/cache`).
+pub async fn cache_stats(gw: &Gw) -> Value {
+    json(&gw.admin(Method::GET, "/api/v1/cache").await.1)
+}
+
+/// The L3 part of it.
+pub async fn l3_state(gw: &Gw) -> Value {
+    cache_stats(gw).await["l3_store"].clone()
+}
+
+/// Wait until L3 is up and nothing waits to be written; bounded.
+pub async fn wait_drained(gw: &Gw) {
+    for _ in 0..1000 {
+        let l3 = l3_state(gw).await;
+        if l3["healthy"] == true && l3["queued"] == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("L3 queue never drained: {}", l3_state(gw).await);
+}
+
+/// `POST /v1/statement` of `SELECT 1` to `base` (a gateway or a coordinator); the query id.
+pub async fn start_query(client: &Client, base: &str) -> String {
+    let req = Request::post(format!("{base}/v1/statement"))
+        .header("X-Trino-User", "bench")
+        .body(full_body(Bytes::from_static(b"SELECT 1")))
+        .unwrap();
+    let (_, body) = send(client, req).await;
+    json(&body)["id"].as_str().expect("a query id").to_string()
+}

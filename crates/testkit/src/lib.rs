@@ -1,0 +1,28 @@
+//! The test kit: what tests, benchmarks, `sluice demo` and `sluice fake-trino` start — a fake
+//! Trino coordinator that speaks the real client protocol, fake clusters and a gateway on
+//! ephemeral loopback ports, and Redis and PostgreSQL servers a test can kill. Nothing here runs
+//! in `sluice serve`.
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | [`fake_trino`] | [`FakeTrino`]: the fake coordinator (statement protocol, UI and stats endpoints, kill_query) |
+//! | [`clusters`] | fake clusters on port 0 and their `backends:` entries; a test [`clusters::config`] |
+//! | [`gateway`] | [`Gw`]: a gateway on port 0 with a client for the Trino protocol and the admin API |
+//! | [`servers`] | [`RedisServer`], [`PgServer`], temp SQLite files |
+#![forbid(unsafe_code)]
+
+pub mod clusters;
+pub mod fake_trino;
+pub mod gateway;
+pub mod servers;
+
+pub use clusters::{backend, cluster, cluster_with, config, fake_clusters};
+pub use fake_trino::{FakeOptions, FakeTrino};
+pub use gateway::{cache_stats, json, l3_state, owner, send, start_query, wait_drained, Gw};
+pub use servers::{free_port, temp_sqlite, PgServer, RedisServer};
+
+/// The path of `hostile.wasm`, a filter that misbehaves on purpose (traps, loops, grows memory),
+/// built with the builtin filters but not embedded in the binary.
+pub const HOSTILE_WASM: &str = sluice_filters::builtin::HOSTILE_TEST_MODULE;
