@@ -1,6 +1,7 @@
 """Process-level harness: real `sluice` and `sluice fake-trino` processes on ephemeral loopback
 ports, driven by the real Python `trino` client. Every process started is stopped at teardown."""
 import json
+import concurrent.futures
 import os
 import signal
 import socket
@@ -173,3 +174,46 @@ def fleet_db():
     psql(f"CREATE DATABASE {name}")
     yield f"postgres://postgres@127.0.0.1:5432/{name}", name
     psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def wait_until(what, ok, limit=10.0):
+    """Poll `ok()` until it holds; fail naming `what` after `limit` seconds (a bound on hanging)."""
+    deadline = time.time() + limit
+    while not ok():
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+
+
+def concurrently(n, one):
+    """Run one(i) for i in range(n) on n threads; returns (results, wall seconds)."""
+    start = time.time()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(one, range(n)))
+    return results, time.time() - start
+
+
+def shared_fleet(procs, tmp_path, db_url, instances, pages, **sections):
+    """A Redis of the test's own, clusters c1..c3 (`pages` pages of 2 rows), and `instances`
+    gateways sharing that Redis and the PostgreSQL database `db_url`. A section given as a
+    function is called with the instance's own directory."""
+    redis_port = free_port()
+    procs.append(Daemon(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                         "--appendonly", "no"], redis_port))
+    fakes = {n: Fake(n, "--pages", str(pages), "--rows-per-page", "2") for n in ("c1", "c2", "c3")}
+    procs.extend(fakes.values())
+    gateways = []
+    for i in range(instances):
+        d = tmp_path / f"gw{i}"
+        d.mkdir()
+        own = {k: v(d) if callable(v) else v for k, v in sections.items()}
+        cfg = write_config(
+            d,
+            [(n, "adhoc", f.url) for n, f in fakes.items()],
+            cache=f"{{ valkey: {{ enabled: true, url: 'redis://127.0.0.1:{redis_port}/0', timeout_ms: 200, health_check_interval_ms: 200 }} }}",
+            store=f"{{ url: '{db_url}' }}",
+            **own,
+        )
+        gw = Gateway(cfg)
+        procs.append(gw)
+        gateways.append(gw)
+    return gateways, fakes

@@ -1,14 +1,12 @@
 """Several Sluice instances as one: 3 gateways share one Redis behind a real round-robin HAProxy,
 and the real Python trino client runs 300 concurrent multi-page queries through it."""
-import concurrent.futures
 import shutil
 import subprocess
-import time
 
 import pytest
 import trino
 
-from conftest import Daemon, Fake, Gateway, free_port, http_json, write_config
+from conftest import Daemon, concurrently, free_port, http_json, shared_fleet, wait_until
 
 
 def haproxy(tmp_path, servers):
@@ -30,28 +28,9 @@ def haproxy(tmp_path, servers):
 
 def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, fleet_db):
     db_url, db_name = fleet_db
-    redis_port = free_port()
-    procs.append(Daemon(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], redis_port))
-    fakes = {n: Fake(n, "--pages", "5", "--rows-per-page", "2") for n in ("c1", "c2", "c3")}
-    procs.extend(fakes.values())
-    gateways = []
-    for i in range(3):
-        d = tmp_path / f"gw{i}"
-        d.mkdir()
-        cfg = write_config(
-            d,
-            [(n, "adhoc", f.url) for n, f in fakes.items()],
-            cache=f"{{ valkey: {{ enabled: true, url: 'redis://127.0.0.1:{redis_port}/0', timeout_ms: 200, health_check_interval_ms: 200 }} }}",
-            store=f"{{ url: '{db_url}' }}",
-            proxy="{ trust_forwarded_headers: false }",
-        )
-        gw = Gateway(cfg)
-        procs.append(gw)
-        gateways.append(gw)
-    deadline = time.time() + 10
-    while not all(http_json("GET", g.admin + "/api/v1/cache")[1]["l2_healthy"] for g in gateways):
-        assert time.time() < deadline, "L2 never came up"
-        time.sleep(0.05)
+    gateways, fakes = shared_fleet(procs, tmp_path, db_url, 3, pages=5, proxy="{ trust_forwarded_headers: false }")
+    wait_until("L2 never came up",
+               lambda: all(http_json("GET", g.admin + "/api/v1/cache")[1]["l2_healthy"] for g in gateways))
     lb, port = haproxy(tmp_path, [f"{g.host}:{g.port}" for g in gateways])
     procs.append(lb)
 
@@ -61,10 +40,7 @@ def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, f
         cur.execute(f"SELECT {i}")
         return cur.fetchall()
 
-    start = time.time()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=300) as pool:
-        results = list(pool.map(one, range(300)))
-    wall = time.time() - start
+    results, wall = concurrently(300, one)
     assert all(len(r) == 10 and len({row[1] for row in r}) == 1 for r in results)
     misrouted = sum(f.stats()["unknown_query_requests"] for f in fakes.values())
     tiers = {"l1": 0, "l2": 0, "l3": 0, "search": 0}
@@ -80,10 +56,8 @@ def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, f
     # round robin really spread the follow-ups: other instances found them in the shared tier
     assert tiers["l2"] > 300, tiers
     # every query has its history row in the shared PostgreSQL once the writers drain
-    deadline = time.time() + 10
-    while any(http_json("GET", g.admin + "/api/v1/cache")[1]["l3_store"]["queued"] for g in gateways):
-        assert time.time() < deadline, "L3 never drained"
-        time.sleep(0.05)
+    wait_until("L3 never drained",
+               lambda: not any(http_json("GET", g.admin + "/api/v1/cache")[1]["l3_store"]["queued"] for g in gateways))
     out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db_name, "-tAc", "SELECT count(*) FROM query_history"],
                          check=True, capture_output=True, text=True)
     assert int(out.stdout.strip()) == 300

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use sluice_filters::{FilterChain, Persist, Step, SwapError, Swapped};
+use sluice_filters::{Candidate, FilterChain, Persist, Step, SwapError, Swapped};
 use sluice_http::Body;
 
 use crate::api::{ChainOrder, ErrorReply, SwapReply};
@@ -168,9 +168,13 @@ impl Admin {
             },
         };
         let persist = Persist::New { created_by: &who };
-        let result = chain
-            .swap(slot, "upload", &bytes, config_json, persist)
-            .await;
+        let candidate = Candidate {
+            slot,
+            module: "upload",
+            bytes: &bytes,
+            config_json,
+        };
+        let result = chain.swap(candidate, persist).await;
         swap_reply(slot, result)
     }
 

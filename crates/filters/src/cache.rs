@@ -207,8 +207,12 @@ mod tests {
         let ns = cache.namespace("t");
         ns.set("short", b"1", 1).await;
         ns.set("long", b"1", 60).await;
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(ns.get("short").await, None);
+        // await the 1 s expiry, bounded, rather than sleeping a fixed time
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while ns.get("short").await.is_some() {
+            assert!(std::time::Instant::now() < deadline, "outlived its TTL");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert!(ns.get("long").await.is_some());
     }
 }

@@ -49,7 +49,7 @@ pub mod watch;
 pub use chain::FilterChain;
 pub use follow::CatchUp;
 pub use slot::{LoadContext, LoadedFilter};
-pub use swap::{Persist, Step, SwapError, Swapped};
+pub use swap::{Candidate, Persist, Step, SwapError, Swapped};
 
 /// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
 pub const MAX_MEMORY_MB: u64 = 512;

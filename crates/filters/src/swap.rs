@@ -114,6 +114,18 @@ pub enum Persist<'a> {
     Follow(i64),
 }
 
+/// A module offered to a slot: what the pipeline loads.
+pub struct Candidate<'a> {
+    /// The slot it is for (a new name is appended to the chain).
+    pub slot: &'a str,
+    /// Where it came from, for status and logs (`upload`, a path, `store:slot@v`).
+    pub module: &'a str,
+    /// The component.
+    pub bytes: &'a [u8],
+    /// The JSON its `init` gets.
+    pub config_json: String,
+}
+
 /// A swapped-in filter and the one it replaced.
 pub type Swapped = (Arc<LoadedFilter>, Option<Arc<LoadedFilter>>);
 
@@ -153,8 +165,13 @@ impl FilterChain {
                 )
             })?;
         let module = format!("store:{slot}@{version}");
-        self.swap_locked(slot, &module, &row.bytes, row.config, persist)
-            .await
+        let candidate = Candidate {
+            slot,
+            module: &module,
+            bytes: &row.bytes,
+            config_json: row.config,
+        };
+        self.swap_locked(candidate, persist).await
     }
 
     /// Make stored `version` of `slot` active again, through the same pipeline as an upload.
@@ -194,15 +211,14 @@ impl FilterChain {
             .find(|f| &*f.slot == slot)
             .cloned()
             .ok_or_else(|| SwapError::new(Step::Slot, format!("no slot '{slot}' in the chain")))?;
-        let bytes = current.bytes().clone();
-        self.swap_locked(
+        let candidate = Candidate {
             slot,
-            &current.module,
-            &bytes,
+            module: &current.module,
+            bytes: current.bytes(),
             config_json,
-            Persist::New { created_by },
-        )
-        .await
+        };
+        self.swap_locked(candidate, Persist::New { created_by })
+            .await
     }
 
     /// Put the slots in `order` (the same names, in a new order); recorded in L3 for the fleet.
@@ -253,30 +269,29 @@ impl FilterChain {
         moved
     }
 
-    /// Load `bytes` for `slot` through the pipeline and switch to it; a slot not in the chain is
-    /// appended. Returns the new filter and the one it replaced.
+    /// Load `candidate` through the pipeline and switch its slot to it; a slot not in the chain
+    /// is appended. Returns the new filter and the one it replaced.
     pub async fn swap(
         &self,
-        slot: &str,
-        module: &str,
-        bytes: &[u8],
-        config_json: String,
+        candidate: Candidate<'_>,
         persist: Persist<'_>,
     ) -> Result<Swapped, SwapError> {
         let _one_at_a_time = self.swapping.lock().await;
-        self.swap_locked(slot, module, bytes, config_json, persist)
-            .await
+        self.swap_locked(candidate, persist).await
     }
 
     /// [`Self::swap`], for callers that hold the swap lock.
     pub(crate) async fn swap_locked(
         &self,
-        slot: &str,
-        module: &str,
-        bytes: &[u8],
-        config_json: String,
+        candidate: Candidate<'_>,
         persist: Persist<'_>,
     ) -> Result<Swapped, SwapError> {
+        let Candidate {
+            slot,
+            module,
+            bytes,
+            config_json,
+        } = candidate;
         let config_for_store = config_json.clone();
         let new = LoadedFilter::load(&self.env, slot, module, bytes, config_json).await?;
         let probe = QueryRequest {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{engine, FilterChain, Persist};
+use crate::{engine, Candidate, FilterChain, Persist};
 
 /// How long a file must be left alone before it is read.
 pub const QUIET: Duration = Duration::from_millis(250);
@@ -154,18 +154,16 @@ async fn load(dir: &Path, slot: &str, chain: &FilterChain) {
         }
     }
     let source = module.display().to_string();
-    match chain
-        .swap(
-            slot,
-            &source,
-            &bytes,
-            config_json,
-            Persist::New {
-                created_by: "watch_dir",
-            },
-        )
-        .await
-    {
+    let candidate = Candidate {
+        slot,
+        module: &source,
+        bytes: &bytes,
+        config_json,
+    };
+    let persist = Persist::New {
+        created_by: "watch_dir",
+    };
+    match chain.swap(candidate, persist).await {
         Ok((new, _)) => tracing::info!(
             slot,
             path = source,

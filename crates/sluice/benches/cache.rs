@@ -17,7 +17,6 @@ use sluice_cache::search::BackendSearch;
 use sluice_cache::{QueryLocation, QueryLocator, TieredCache};
 use sluice_cluster::Cluster;
 use sluice_config::{CacheConfig, Config, StatsSource, StoreConfig, ValkeyConfig};
-use sluice_gateway::Gateway;
 use sluice_store::L3;
 use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
@@ -26,49 +25,8 @@ use tokio_util::task::TaskTracker;
 
 mod common;
 use common::{backend, fake_clusters, percentiles, quick, start_query};
+use sluice_testkit::RedisServer;
 
-struct Redis(std::process::Child, u16);
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Redis(child, port)
-}
-
-/// p50 of `redis-benchmark` GET on one connection, in µs.
 fn redis_benchmark_p50(port: u16, n: usize) -> Option<f64> {
     let out = std::process::Command::new("redis-benchmark")
         .args([
@@ -122,7 +80,7 @@ async fn wait_until(what: &str, ok: impl Fn() -> bool) {
     panic!("{what} never happened");
 }
 
-async fn latencies(redis: &Redis) {
+async fn latencies(redis: &RedisServer) {
     let n = if quick() { 200 } else { 20_000 };
     let (tasks, stop) = (TaskTracker::new(), CancellationToken::new());
     let cache = CacheConfig::default();
@@ -148,7 +106,7 @@ async fn latencies(redis: &Redis) {
 
     let vk = ValkeyConfig {
         enabled: true,
-        url: format!("redis://127.0.0.1:{}/0", redis.1),
+        url: redis.url(),
         timeout_ms: 200,
         ..Default::default()
     };
@@ -166,7 +124,7 @@ async fn latencies(redis: &Redis) {
         async move { t.get(k, Duration::ZERO, long).await.is_some() }
     })
     .await;
-    let raw = redis_benchmark_p50(redis.1, n.max(1000));
+    let raw = redis_benchmark_p50(redis.port, n.max(1000));
     match raw {
         Some(raw) => println!("| L2 hit (Redis, loopback) | {p50:.2} | {p99:.2} |\n| (raw `redis-benchmark` GET, 1 connection, same run) | {raw:.2} | |\n\nL2 hit / raw GET at p50: {:.2}x", p50 / raw),
         None => println!("| L2 hit (Redis, loopback) | {p50:.2} | {p99:.2} |\n| (redis-benchmark not available) | | |"),
@@ -280,7 +238,7 @@ async fn latencies(redis: &Redis) {
     tasks.wait().await;
 }
 
-async fn throughput(redis: &Redis) {
+async fn throughput(redis: &RedisServer) {
     let (seconds, rounds, conns) = if quick() { (0.3, 1, 8) } else { (3.0, 3, 32) };
     let fake = FakeTrino::start(
         TcpListener::bind("127.0.0.1:0").await.unwrap(),
@@ -300,20 +258,11 @@ async fn throughput(redis: &Redis) {
         c.cache.l1.capacity = l1_capacity;
         c.cache.valkey = ValkeyConfig {
             enabled: true,
-            url: format!("redis://127.0.0.1:{}/0", redis.1),
+            url: redis.url(),
             timeout_ms: 200,
             ..Default::default()
         };
-        let gw = Gateway::start(
-            c,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        )
-        .await
-        .unwrap();
-        while !gw.is_ready() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let gw = sluice_testkit::start_gateway(c).await;
         urls.push(format!("http://{}", gw.proxy_addr));
         gateways.push(gw);
     }
@@ -366,12 +315,8 @@ async fn throughput(redis: &Redis) {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let redis = redis().await;
+    common::run(async {
+        let redis = RedisServer::start().await;
         latencies(&redis).await;
         throughput(&redis).await;
     });

@@ -17,9 +17,7 @@ use sluice_config::{Config, FiltersConfig, RoutingConfig, StatsSource};
 use sluice_filters::cache::FilterCache;
 use sluice_filters::slot::Limits;
 use sluice_filters::{builtin, LoadContext, LoadedFilter};
-use sluice_gateway::Gateway;
 use sluice_routing::{LeastLoaded, QueryRequest, Routing};
-use tokio::net::TcpListener;
 
 mod common;
 use common::{backend, fake_clusters, percentiles, quick};
@@ -247,16 +245,7 @@ async fn end_to_end() {
         if !chain {
             config.routing.chain.clear();
         }
-        let gw = Gateway::start(
-            config,
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-            TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        )
-        .await
-        .unwrap();
-        while !gw.is_ready() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        let gw = sluice_testkit::start_gateway(config).await;
         gateways.push(gw);
     }
     let urls: Vec<String> = gateways
@@ -301,11 +290,7 @@ async fn end_to_end() {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    common::run(async {
         decisions().await;
         end_to_end().await;
     });

@@ -184,6 +184,11 @@ impl FakeTrino {
         self.fake.counters.search_probes.load(Ordering::Relaxed)
     }
 
+    /// Requests received (of any kind), counted when they arrive, before any answer.
+    pub fn requests(&self) -> u64 {
+        self.fake.counters.requests.load(Ordering::Relaxed)
+    }
+
     /// Queries created here.
     pub fn queries_created(&self) -> u64 {
         self.fake.counters.queries_created.load(Ordering::Relaxed)

@@ -12,6 +12,20 @@ use sluice_http::client::{self, Client, ClientOptions};
 use sluice_http::{empty_body, full_body, Body};
 use tokio::net::TcpListener;
 
+/// A gateway running `config` on two loopback ports, once its first health round is done.
+pub async fn start_gateway(config: Config) -> Gateway {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::start(config, listener, admin).await.unwrap();
+    for _ in 0..2000 {
+        if gateway.is_ready() {
+            return gateway;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("gateway never became ready");
+}
+
 /// A started gateway plus a client pointed at it.
 pub struct Gw {
     /// The gateway.
@@ -26,10 +40,8 @@ pub struct Gw {
 impl Gw {
     /// Start `config` on two loopback ports and wait until it is ready.
     pub async fn start(config: Config) -> Gw {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let token = config.admin.tokens.iter().find_map(|t| t.token.clone());
-        let gateway = Gateway::start(config, listener, admin).await.unwrap();
+        let gateway = start_gateway(config).await;
         let gw = Gw {
             gateway,
             client: client::build(&ClientOptions::default()),

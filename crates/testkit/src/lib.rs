@@ -20,8 +20,10 @@ pub mod servers;
 
 pub use clusters::{backend, cluster, cluster_with, config, fake_clusters};
 pub use fake_trino::{FakeOptions, FakeTrino};
-pub use gateway::{cache_stats, json, l3_state, owner, send, start_query, wait_drained, Gw};
-pub use servers::{free_port, temp_sqlite, PgServer, RedisServer};
+pub use gateway::{
+    cache_stats, json, l3_state, owner, send, start_gateway, start_query, wait_drained, Gw,
+};
+pub use servers::{free_port, temp_sqlite, PgServer, RedisServer, TempSqlite};
 
 /// The path of `hostile.wasm`, a filter that misbehaves on purpose (traps, loops, grows memory),
 /// built with the builtin filters but not embedded in the binary.

@@ -210,10 +210,24 @@ impl Drop for PgServer {
     }
 }
 
-/// A SQLite store file in a fresh temp dir of its own: (dir to remove, `store.url`).
-pub fn temp_sqlite(name: &str) -> (std::path::PathBuf, String) {
+/// A SQLite store file in a fresh temp dir of its own, removed on drop.
+pub struct TempSqlite {
+    /// The directory.
+    pub dir: std::path::PathBuf,
+    /// `store.url` of the file in it.
+    pub url: String,
+}
+
+impl Drop for TempSqlite {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A [`TempSqlite`] named after `name` (and this process).
+pub fn temp_sqlite(name: &str) -> TempSqlite {
     let dir = std::env::temp_dir().join(format!("sluice-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}/sluice.db", dir.display());
-    (dir, url)
+    TempSqlite { dir, url }
 }

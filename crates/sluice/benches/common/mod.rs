@@ -26,3 +26,12 @@ pub fn backend(name: &str, url: &str) -> BackendConfig {
 pub fn client(n: usize) -> sluice_http::client::Client {
     sluice_http::client::build(&sluice_http::client::ClientOptions::default().pool(n))
 }
+
+/// Run a benchmark on a multi-threaded runtime.
+pub fn run(bench: impl std::future::Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(bench)
+}

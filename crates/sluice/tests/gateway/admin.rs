@@ -185,7 +185,8 @@ async fn an_accepted_upload_is_live_for_the_next_query() {
 
 #[tokio::test]
 async fn accepted_versions_are_stored_and_can_be_rolled_back_or_activated() {
-    let (dir, store_url) = temp_sqlite("versions");
+    let tmp = temp_sqlite("versions");
+    let store_url = tmp.url.clone();
     let a = cluster("adhoc-1").await;
     let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
     cfg.store.url = store_url.clone();
@@ -234,7 +235,6 @@ async fn accepted_versions_are_stored_and_can_be_rolled_back_or_activated() {
     assert_eq!(status, StatusCode::OK);
     gw.drain(&q).await;
     gw.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 async fn put_builtin(gw: &Gw, name: &str) -> (StatusCode, Value) {
@@ -250,7 +250,8 @@ async fn put_builtin(gw: &Gw, name: &str) -> (StatusCode, Value) {
 
 #[tokio::test]
 async fn an_uploaded_version_survives_a_restart() {
-    let (dir, store_url) = temp_sqlite("restart");
+    let tmp = temp_sqlite("restart");
+    let store_url = tmp.url.clone();
     let a = cluster("adhoc-1").await;
     let mut cfg = with_tokens(config(&[("adhoc-1", "adhoc", &a.url())]));
     cfg.store.url = store_url.clone();
@@ -279,7 +280,6 @@ async fn an_uploaded_version_survives_a_restart() {
     assert_eq!(running["sha256"], uploaded["sha256"], "{running}");
     assert_eq!(running["version"], 1);
     gw.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `POST` an admin action with a token.

@@ -1,6 +1,6 @@
 //! The shared tier: several gateways over one Redis route every follow-up to its owner, and keep
 //! doing so when Redis dies and after it comes back.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::{Method, StatusCode};
 
@@ -23,6 +23,17 @@ async fn wait_l2(gw: &Gw, up: bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("L2 never became {}", if up { "up" } else { "down" });
+}
+
+/// No cluster saw a follow-up for a query it does not own; then stop both gateways.
+async fn no_misroutes_then_stop(clusters: &[&FakeTrino], a: Gw, b: Gw) {
+    let misrouted: u64 = clusters.iter().map(|c| c.unknown_query_requests()).sum();
+    assert_eq!(
+        misrouted, 0,
+        "follow-ups reached a cluster that does not own the query"
+    );
+    a.stop().await;
+    b.stop().await;
 }
 
 /// Start a query on `a`, follow it to the end on `b`.
@@ -64,9 +75,7 @@ async fn follow_ups_on_another_instance_are_found_in_l2() {
     let stats = cache_stats(&b).await;
     assert!(stats["l2"]["hits"].as_u64().unwrap() >= 10, "{stats}");
     assert_eq!(stats["search"]["hits"], 0, "{stats}");
-    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
-    a.stop().await;
-    b.stop().await;
+    no_misroutes_then_stop(&[&c1, &c2], a, b).await;
 }
 
 #[tokio::test]
@@ -87,20 +96,25 @@ async fn redis_dies_routing_goes_on_and_recovers_by_itself() {
     across(&a, &b).await;
     wait_l2(&a, false).await;
     wait_l2(&b, false).await;
-    let mut slowest = Duration::ZERO;
+    // nobody waits on a dead Redis: while it is marked down, L2 is skipped (nothing sent, so no
+    // timeout to wait out), never tried and failed
+    let errors_before = cache_stats(&b).await["l2"]["errors"].as_u64().unwrap();
+    let skipped_before = cache_stats(&b).await["l2"]["skipped"].as_u64().unwrap();
     for _ in 0..10 {
-        let t = Instant::now();
         // b has never seen these queries: its L1 misses, L2 is down, the backend search finds them
         across(&a, &b).await;
-        slowest = slowest.max(t.elapsed());
     }
-    assert!(
-        slowest < Duration::from_millis(500),
-        "a query took {slowest:?} with Redis down"
-    );
     let stats = cache_stats(&b).await;
     assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
-    assert!(stats["l2"]["skipped"].as_u64().unwrap() >= 10, "{stats}");
+    assert!(
+        stats["l2"]["skipped"].as_u64().unwrap() >= skipped_before + 10,
+        "{stats}"
+    );
+    assert_eq!(
+        stats["l2"]["errors"].as_u64().unwrap(),
+        errors_before,
+        "a request waited on the dead Redis: {stats}"
+    );
 
     redis.restart().await;
     wait_l2(&a, true).await;
@@ -114,9 +128,7 @@ async fn redis_dies_routing_goes_on_and_recovers_by_itself() {
         after >= before + 5,
         "L2 hits did not recover: {before} -> {after}"
     );
-    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
-    a.stop().await;
-    b.stop().await;
+    no_misroutes_then_stop(&[&c1, &c2], a, b).await;
 }
 
 #[tokio::test]
@@ -147,7 +159,8 @@ async fn a_flood_of_bogus_ids_searches_the_clusters_once_per_id() {
 
 #[tokio::test]
 async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
-    let (dir, store_url) = temp_sqlite("l3");
+    let tmp = temp_sqlite("l3");
+    let store_url = tmp.url.clone();
     let c1 = cluster("c1").await;
     let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
     cfg.store.url = store_url.clone();
@@ -178,7 +191,6 @@ async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
     );
     a.stop().await;
     b.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -259,9 +271,7 @@ async fn redis_and_postgres_both_down_follow_ups_are_found_by_search() {
     }
     let stats = cache_stats(&b).await;
     assert!(stats["search"]["hits"].as_u64().unwrap() >= 10, "{stats}");
-    assert_eq!(c1.unknown_query_requests() + c2.unknown_query_requests(), 0);
-    a.stop().await;
-    b.stop().await;
+    no_misroutes_then_stop(&[&c1, &c2], a, b).await;
 }
 
 #[tokio::test]
@@ -283,7 +293,8 @@ async fn an_in_memory_sqlite_store_keeps_its_rows() {
 
 #[tokio::test]
 async fn a_graceful_stop_writes_the_queued_history_rows() {
-    let (dir, store_url) = temp_sqlite("drain");
+    let tmp = temp_sqlite("drain");
+    let store_url = tmp.url.clone();
     let url = store_url;
     let c1 = cluster("c1").await;
     let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
@@ -305,5 +316,4 @@ async fn a_graceful_stop_writes_the_queued_history_rows() {
     gw.stop().await;
     let store = sluice_store::Store::open(&url).unwrap();
     assert_eq!(store.history_count().await.unwrap(), 3);
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -12,14 +12,33 @@ use crate::admin::{with_tokens, ADMIN, VIEWER};
 use crate::filters::builtin_slot;
 use sluice_testkit::*;
 
-/// Two clusters, `adhoc-1` in group adhoc and `etl-1` in group etl, a shared SQLite store and
-/// admin tokens; `chain` as given.
-fn two_groups(a: &str, e: &str, store_url: &str, chain: Vec<sluice_config::SlotConfig>) -> Config {
-    let mut c = with_tokens(config(&[("adhoc-1", "adhoc", a), ("etl-1", "etl", e)]));
-    c.store.url = store_url.into();
-    c.routing.chain = chain;
-    c.filters.poll_interval_ms = 0; // each test turns on what it proves
-    c
+/// Two clusters, `adhoc-1` in group adhoc and `etl-1` in group etl, and a SQLite store of the
+/// test's own that every instance of the test shares (removed on drop).
+struct TwoGroups {
+    a: FakeTrino,
+    e: FakeTrino,
+    store: TempSqlite,
+}
+
+impl TwoGroups {
+    async fn start(name: &str) -> TwoGroups {
+        TwoGroups {
+            a: cluster("adhoc-1").await,
+            e: cluster("etl-1").await,
+            store: temp_sqlite(name),
+        }
+    }
+
+    /// A config over them with admin tokens and `chain`; fleet polling off (each test turns on
+    /// what it proves).
+    fn config(&self, chain: Vec<sluice_config::SlotConfig>) -> Config {
+        let (a, e) = (self.a.url(), self.e.url());
+        let mut c = with_tokens(config(&[("adhoc-1", "adhoc", &a), ("etl-1", "etl", &e)]));
+        c.store.url = self.store.url.clone();
+        c.routing.chain = chain;
+        c.filters.poll_interval_ms = 0;
+        c
+    }
 }
 
 /// A routing-rules slot that sends everything to `group`.
@@ -59,6 +78,10 @@ async fn admin(gw: &Gw, method: Method, path: &str, body: &[u8]) -> (StatusCode,
         .await
 }
 
+/// How long a condition may take before the test fails: a bound on hanging, not a claim about
+/// speed (the swap-to-visible figures come from `tests/e2e/test_hot_swap.py` and the benchmarks).
+const PATIENCE: Duration = Duration::from_secs(20);
+
 /// Poll `probe` every 5 ms until it holds; how long that took. Panics after `limit`.
 async fn within<F, Fut>(limit: Duration, what: &str, mut probe: F) -> Duration
 where
@@ -77,15 +100,9 @@ where
 
 #[tokio::test]
 async fn a_config_change_runs_the_same_module_as_a_new_version() {
-    let (dir, store) = temp_sqlite("reconfigure");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let gw = Gw::start(two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![to_group("rules", "adhoc")],
-    ))
-    .await;
+    let fx = TwoGroups::start("reconfigure").await;
+
+    let gw = Gw::start(fx.config(vec![to_group("rules", "adhoc")])).await;
     wait_drained(&gw).await;
     assert_eq!(lands(&gw).await, "adhoc-1");
     let before = slot(&gw, "rules").await;
@@ -144,20 +161,13 @@ async fn a_config_change_runs_the_same_module_as_a_new_version() {
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     gw.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_multipart_upload_carries_module_and_config() {
-    let (dir, store) = temp_sqlite("multipart");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let gw = Gw::start(two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![to_group("rules", "adhoc")],
-    ))
-    .await;
+    let fx = TwoGroups::start("multipart").await;
+
+    let gw = Gw::start(fx.config(vec![to_group("rules", "adhoc")])).await;
     wait_drained(&gw).await;
     let module = sluice_filters::builtin::bytes("routing-rules").unwrap();
     let (ct, body) = sluice_admin::api::multipart_upload(module, "default_group: etl\nrules: []\n");
@@ -171,20 +181,17 @@ async fn a_multipart_upload_carries_module_and_config() {
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(lands(&gw).await, "etl-1");
     gw.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn the_chain_order_changes_and_other_instances_follow_it_by_polling() {
-    let (dir, store) = temp_sqlite("order");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
+    let fx = TwoGroups::start("order").await;
+
     // use-group narrows and goes on: the last slot of the chain has the final word
-    let mut cfg = two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![to_group("to-etl", "etl"), to_group("to-adhoc", "adhoc")],
-    );
+    let mut cfg = fx.config(vec![
+        to_group("to-etl", "etl"),
+        to_group("to-adhoc", "adhoc"),
+    ]);
     cfg.filters.poll_interval_ms = 200;
     let one = Gw::start(cfg.clone()).await;
     let two = Gw::start(cfg).await;
@@ -201,19 +208,12 @@ async fn the_chain_order_changes_and_other_instances_follow_it_by_polling() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["order"], json!(["to-adhoc", "to-etl"]));
     assert_eq!(lands(&one).await, "etl-1");
-    let took = within(
-        Duration::from_secs(3),
-        "instance two follows the order",
-        || async {
-            admin(&two, Method::GET, "/api/v1/chain", b"").await.1["order"]
-                == json!(["to-adhoc", "to-etl"])
-        },
-    )
+    let took = within(PATIENCE, "instance two follows the order", || async {
+        admin(&two, Method::GET, "/api/v1/chain", b"").await.1["order"]
+            == json!(["to-adhoc", "to-etl"])
+    })
     .await;
-    assert!(
-        took < Duration::from_millis(1500),
-        "one poll interval, give or take: {took:?}"
-    );
+    eprintln!("chain order visible on instance two after {took:?} (poll interval 200 ms)");
     assert_eq!(lands(&two).await, "etl-1");
 
     for bad in [
@@ -228,20 +228,14 @@ async fn the_chain_order_changes_and_other_instances_follow_it_by_polling() {
     assert_eq!(lands(&one).await, "etl-1");
     one.stop().await;
     two.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn an_upload_reaches_every_instance_by_announcement_or_by_poll() {
     let redis = RedisServer::start().await;
-    let (dir, store) = temp_sqlite("announce");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let base = two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![builtin_slot("balance", "query-count", "{}")],
-    );
+    let fx = TwoGroups::start("announce").await;
+
+    let base = fx.config(vec![builtin_slot("balance", "query-count", "{}")]);
     let mut announced = base.clone();
     announced.cache.valkey.enabled = true;
     announced.cache.valkey.url = redis.url();
@@ -255,41 +249,31 @@ async fn an_upload_reaches_every_instance_by_announcement_or_by_poll() {
     for gw in [&one, &two, &three] {
         wait_drained(gw).await;
     }
-    within(
-        Duration::from_secs(5),
-        "instance two subscribed",
-        || async { admin(&two, Method::GET, "/api/v1/fleet", b"").await.1["subscribed"] == true },
-    )
+    within(PATIENCE, "instance two subscribed", || async {
+        admin(&two, Method::GET, "/api/v1/fleet", b"").await.1["subscribed"] == true
+    })
     .await;
 
     let module = sluice_filters::builtin::bytes("stochastic").unwrap();
     let (status, v) = admin(&one, Method::PUT, "/api/v1/filters/balance", module).await;
     assert_eq!(status, StatusCode::OK, "{v}");
     let sha = v["sha256"].clone();
-    let via_pubsub = within(
-        Duration::from_secs(1),
-        "instance two runs the upload",
-        || async { slot(&two, "balance").await["sha256"] == sha },
-    )
+    let via_pubsub = within(PATIENCE, "instance two runs the upload", || async {
+        slot(&two, "balance").await["sha256"] == sha
+    })
     .await;
-    let via_poll = within(
-        Duration::from_secs(2),
-        "instance three runs the upload",
-        || async { slot(&three, "balance").await["sha256"] == sha },
-    )
+    let via_poll = within(PATIENCE, "instance three runs the upload", || async {
+        slot(&three, "balance").await["sha256"] == sha
+    })
     .await;
     eprintln!("swap visible: announced {via_pubsub:?}, polled {via_poll:?}");
     assert_eq!(slot(&two, "balance").await["version"], 1);
 
     // every instance reports what it runs: the fleet view converges on version 1
-    let fleet = within(
-        Duration::from_secs(3),
-        "the fleet view converges",
-        || async {
-            let v = admin(&three, Method::GET, "/api/v1/fleet", b"").await.1;
-            v["converged"] == true && v["instances"].as_array().is_some_and(|i| i.len() == 3)
-        },
-    )
+    let fleet = within(PATIENCE, "the fleet view converges", || async {
+        let v = admin(&three, Method::GET, "/api/v1/fleet", b"").await.1;
+        v["converged"] == true && v["instances"].as_array().is_some_and(|i| i.len() == 3)
+    })
     .await;
     assert!(fleet < Duration::from_secs(3));
     let (_, view) = admin(&one, Method::GET, "/api/v1/fleet", b"").await;
@@ -311,7 +295,7 @@ async fn an_upload_reaches_every_instance_by_announcement_or_by_poll() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
     within(
-        Duration::from_secs(1),
+        PATIENCE,
         "instance one follows a rollback made on two",
         || async { slot(&one, "balance").await["version"] == 1 },
     )
@@ -319,19 +303,13 @@ async fn an_upload_reaches_every_instance_by_announcement_or_by_poll() {
     for gw in [one, two, three] {
         gw.stop().await;
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn an_instance_that_cannot_load_a_version_keeps_its_own_and_says_so() {
-    let (dir, store) = temp_sqlite("cannot-load");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let mut roomy = two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![builtin_slot("balance", "query-count", "{}")],
-    );
+    let fx = TwoGroups::start("cannot-load").await;
+
+    let mut roomy = fx.config(vec![builtin_slot("balance", "query-count", "{}")]);
     roomy.filters.poll_interval_ms = 200;
     roomy.filters.memory_limit_mb = 64;
     let mut tight = roomy.clone();
@@ -351,16 +329,12 @@ async fn an_instance_that_cannot_load_a_version_keeps_its_own_and_says_so() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    within(
-        Duration::from_secs(3),
-        "instance two reports the failure",
-        || async {
-            let v = admin(&one, Method::GET, "/api/v1/fleet", b"").await.1;
-            v["instances"]
-                .as_array()
-                .is_some_and(|i| i.iter().any(|i| i["slots"][0]["error"].is_string()))
-        },
-    )
+    within(PATIENCE, "instance two reports the failure", || async {
+        let v = admin(&one, Method::GET, "/api/v1/fleet", b"").await.1;
+        v["instances"]
+            .as_array()
+            .is_some_and(|i| i.iter().any(|i| i["slots"][0]["error"].is_string()))
+    })
     .await;
     let (_, view) = admin(&one, Method::GET, "/api/v1/fleet", b"").await;
     assert_eq!(view["converged"], false, "{view}");
@@ -389,32 +363,25 @@ async fn an_instance_that_cannot_load_a_version_keeps_its_own_and_says_so() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
-    within(
-        Duration::from_secs(3),
-        "the fleet converges on version 2",
-        || async {
-            let v = admin(&one, Method::GET, "/api/v1/fleet", b"").await.1;
-            v["converged"] == true
-                && v["instances"].as_array().is_some_and(|i| {
-                    i.len() == 2
-                        && i.iter().all(|i| {
-                            i["slots"][0]["version"] == 2 && i["slots"][0]["error"].is_null()
-                        })
-                })
-        },
-    )
+    within(PATIENCE, "the fleet converges on version 2", || async {
+        let v = admin(&one, Method::GET, "/api/v1/fleet", b"").await.1;
+        v["converged"] == true
+            && v["instances"].as_array().is_some_and(|i| {
+                i.len() == 2
+                    && i.iter()
+                        .all(|i| i["slots"][0]["version"] == 2 && i["slots"][0]["error"].is_null())
+            })
+    })
     .await;
     one.stop().await;
     two.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_module_written_into_the_watched_directory_is_swapped_in() {
-    let (dir, store) = temp_sqlite("watch");
-    let watched = dir.join("filters");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let mut cfg = two_groups(&a.url(), &e.url(), &store, vec![to_group("rules", "adhoc")]);
+    let fx = TwoGroups::start("watch").await;
+    let watched = fx.store.dir.join("filters");
+    let mut cfg = fx.config(vec![to_group("rules", "adhoc")]);
     cfg.filters.watch_dir = Some(watched.display().to_string());
     let gw = Gw::start(cfg).await;
     wait_drained(&gw).await;
@@ -431,11 +398,9 @@ async fn a_module_written_into_the_watched_directory_is_swapped_in() {
         sluice_filters::builtin::bytes("routing-rules").unwrap(),
     )
     .unwrap();
-    within(
-        Duration::from_secs(3),
-        "slot 'rules' runs the new config",
-        || async { slot(&gw, "rules").await["config"]["default_group"] == "etl" },
-    )
+    within(PATIENCE, "slot 'rules' runs the new config", || async {
+        slot(&gw, "rules").await["config"]["default_group"] == "etl"
+    })
     .await;
     assert_eq!(lands(&gw).await, "etl-1");
     assert_eq!(
@@ -450,7 +415,7 @@ async fn a_module_written_into_the_watched_directory_is_swapped_in() {
         sluice_filters::builtin::bytes("stochastic").unwrap(),
     )
     .unwrap();
-    within(Duration::from_secs(3), "slot 'extra' appears", || async {
+    within(PATIENCE, "slot 'extra' appears", || async {
         filters(&gw)
             .await
             .iter()
@@ -466,7 +431,7 @@ async fn a_module_written_into_the_watched_directory_is_swapped_in() {
         "default_group: adhoc\nrules: []\n",
     )
     .unwrap();
-    within(Duration::from_secs(3), "the new config is live", || async {
+    within(PATIENCE, "the new config is live", || async {
         slot(&gw, "rules").await["config"]["default_group"] == "adhoc"
     })
     .await;
@@ -476,26 +441,30 @@ async fn a_module_written_into_the_watched_directory_is_swapped_in() {
     let running = slot(&gw, "rules").await;
     std::fs::write(watched.join("rules.wasm"), b"not a module").unwrap();
     std::fs::write(watched.join("notes.txt"), b"ignored").unwrap();
-    tokio::time::sleep(sluice_filters::watch::QUIET * 4).await;
+    // files are taken in the order they went quiet: once a module written after the garbage is
+    // live, the garbage has been tried (and refused)
+    std::fs::write(
+        watched.join("marker.wasm"),
+        sluice_filters::builtin::bytes("query-count").unwrap(),
+    )
+    .unwrap();
+    within(PATIENCE, "slot 'marker' appears", || async {
+        slot(&gw, "marker").await != Value::Null
+    })
+    .await;
     assert_eq!(slot(&gw, "rules").await["sha256"], running["sha256"]);
     assert_eq!(slot(&gw, "rules").await["version"], running["version"]);
     assert_eq!(lands(&gw).await, "adhoc-1");
     gw.stop().await;
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn uploads_are_stored_while_query_history_is_being_written() {
     // SQLite: a transaction that read before writing used to fail at once with "database is
     // locked" when the history writer committed in between; uploads were refused under load
-    let (dir, store) = temp_sqlite("busy-store");
-    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
-    let mut cfg = two_groups(
-        &a.url(),
-        &e.url(),
-        &store,
-        vec![builtin_slot("balance", "query-count", "{}")],
-    );
+    let fx = TwoGroups::start("busy-store").await;
+
+    let mut cfg = fx.config(vec![builtin_slot("balance", "query-count", "{}")]);
     cfg.store.flush_interval_ms = 5; // the writer commits often
     let gw = std::sync::Arc::new(Gw::start(cfg).await);
     wait_drained(&gw).await;
@@ -536,5 +505,4 @@ async fn uploads_are_stored_while_query_history_is_being_written() {
         "uploads refused under load: {refused:?}"
     );
     assert_eq!(slot(&gw, "balance").await["version"], 12);
-    let _ = std::fs::remove_dir_all(dir);
 }

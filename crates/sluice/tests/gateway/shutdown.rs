@@ -11,12 +11,19 @@ async fn shutdown_finishes_in_flight_requests_and_stops_accepting() {
     let (_, first) = gw.submit("SELECT 1 fake:delay_ms=600", &[]).await;
     let next = first["nextUri"].as_str().unwrap().to_string();
     let client = gw.client.clone();
+    let seen = a.requests();
     let in_flight = tokio::spawn(async move {
         let req = http::Request::get(next).body(Default::default()).unwrap();
         send(&client, req).await
     });
-    // let the request reach the backend, then stop the gateway while it waits there
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // once the request reached the backend (which holds it for 600 ms), stop the gateway
+    for _ in 0..2000 {
+        if a.requests() > seen {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(a.requests() > seen, "the request never reached the backend");
     let addr = gw.gateway.proxy_addr;
     let stopping = tokio::spawn(gw.stop());
     let (status, body) = in_flight.await.unwrap();
