@@ -10,10 +10,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::MAX_MEMORY_MB;
-
 /// One epoch tick: the unit of filter deadlines.
 pub const TICK: Duration = Duration::from_millis(1);
+
+/// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
+pub const MAX_MEMORY_MB: u64 = 512;
 
 struct Shared {
     engine: Engine,

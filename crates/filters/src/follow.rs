@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 
 use sluice_store::InstanceSlot;
 
-use crate::swap::{Persist, Step};
+use crate::error::Step;
+use crate::swap::Persist;
 use crate::FilterChain;
 
 /// What [`FilterChain::catch_up`] did.

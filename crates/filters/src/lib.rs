@@ -17,6 +17,7 @@
 //! | [`fleet`] | announcing changes on Valkey pub/sub, polling L3, the fleet status |
 //! | [`watch`] | the watched directory |
 //! | [`builtin`] | the filters shipped in the binary |
+//! | [`error`] | what fails where: a call, a step of a change, a config text, the chain at start |
 //!
 //! # Instances: pooled, measured
 //!
@@ -39,6 +40,7 @@ pub mod builtin;
 pub mod cache;
 pub mod chain;
 pub mod engine;
+pub mod error;
 pub mod fleet;
 pub mod follow;
 pub mod host;
@@ -47,12 +49,11 @@ pub mod swap;
 pub mod watch;
 
 pub use chain::FilterChain;
+pub use engine::MAX_MEMORY_MB;
+pub use error::{ChainCause, ConfigTextError, FilterError, LoadChainError, Step, SwapError};
 pub use follow::CatchUp;
 pub use slot::{LoadContext, LoadedFilter};
-pub use swap::{Candidate, Persist, Step, SwapError, Swapped};
-
-/// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
-pub const MAX_MEMORY_MB: u64 = 512;
+pub use swap::{Candidate, Persist, Swapped};
 
 /// The filters' own checks of a configuration, beyond what `sluice-config` knows: every
 /// `builtin:` module exists, and the memory limit fits the pooling allocator. `check-config`
@@ -80,91 +81,10 @@ pub fn check_config(config: &Config) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A filter config given as YAML or JSON text could not become the JSON handed to `init`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigTextError {
-    /// Neither YAML nor JSON.
-    #[error("config is not YAML/JSON: {0}")]
-    NotYaml(#[from] serde_yaml::Error),
-    /// YAML that has no JSON form (e.g. a non-string map key).
-    #[error("config is not JSON-compatible: {0}")]
-    NotJson(#[from] serde_json::Error),
-}
-
 /// A filter config given as YAML or JSON text, as the JSON handed to `init`.
 pub fn config_to_json(text: &str) -> Result<String, ConfigTextError> {
     let value: serde_yaml::Value = serde_yaml::from_str(text)?;
     Ok(serde_json::to_string(&value)?)
-}
-
-/// Why a filter call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum FilterError {
-    /// The filter trapped (a panic, an unreachable, a bad host call).
-    #[error("filter '{slot}' trapped in {step}: {message}")]
-    Trap {
-        /// The slot.
-        slot: String,
-        /// `instantiate`, `init` or `route`.
-        step: &'static str,
-        /// The trap.
-        message: String,
-    },
-    /// The filter ran past its epoch deadline.
-    #[error("filter '{slot}' timed out in {step} (limit {limit_ms} ms)")]
-    Timeout {
-        /// The slot.
-        slot: String,
-        /// `instantiate`, `init` or `route`.
-        step: &'static str,
-        /// The deadline.
-        limit_ms: u64,
-    },
-    /// The filter tried to grow its memory past the limit.
-    #[error("filter '{slot}' ran out of memory in {step}")]
-    OutOfMemory {
-        /// The slot.
-        slot: String,
-        /// `instantiate`, `init` or `route`.
-        step: &'static str,
-    },
-    /// `init` refused the slot's configuration.
-    #[error("filter '{slot}' refused its config: {message}")]
-    Init {
-        /// The slot.
-        slot: String,
-        /// What the filter said.
-        message: String,
-    },
-}
-
-/// A slot of `routing.chain` that could not be loaded at start.
-#[derive(Debug, thiserror::Error)]
-#[error("routing.chain slot '{slot}' ({module}): {cause}")]
-pub struct LoadChainError {
-    /// The slot.
-    pub slot: String,
-    /// Its `module`.
-    pub module: String,
-    /// Why.
-    pub cause: ChainCause,
-}
-
-/// Why a configured slot could not be loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ChainCause {
-    /// `builtin:NAME` names no builtin.
-    #[error("no builtin filter '{0}'")]
-    UnknownBuiltin(String),
-    /// The `.wasm` file could not be read.
-    #[error("cannot read the module: {0}")]
-    Read(#[from] std::io::Error),
-    /// The slot's `config` has no JSON form.
-    #[error("config is not JSON-compatible: {0}")]
-    Config(#[from] serde_json::Error),
-    /// A step of loading failed.
-    #[error(transparent)]
-    Load(#[from] SwapError),
 }
 
 /// Load every slot of `config.routing.chain`. Any slot that fails to load is an error naming the

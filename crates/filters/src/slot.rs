@@ -16,9 +16,8 @@ use sluice_routing::{Decision, QueryRequest};
 use crate::bindings::{Router as RouterBindings, RouterPre};
 use crate::cache::{FilterCache, Namespace};
 use crate::engine::{self, TICK};
+use crate::error::{FilterError, Step, SwapError};
 use crate::host::HostState;
-use crate::swap::{Step, SwapError};
-use crate::FilterError;
 
 struct Instance {
     store: Store<HostState>,

@@ -6,100 +6,13 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use sluice_routing::QueryRequest;
 use sluice_store::{NewModule, StoreError, VersionRow, L3};
 
+use crate::error::{Step, SwapError};
+
 use crate::slot::LoadedFilter;
 use crate::FilterChain;
-
-/// The step of a change (or of loading a module) that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Step {
-    /// The request body: an upload that could not be read.
-    Upload,
-    /// The slot's config: not YAML/JSON.
-    Config,
-    /// Not a component, or the compiler refused it.
-    Compile,
-    /// It does not match the `sluice:filter/router` world.
-    Link,
-    /// `init` refused the config, trapped or timed out.
-    Init,
-    /// The self-test `route` call failed.
-    SelfTest,
-    /// The store (L3) is not configured, down, or failed.
-    Store,
-    /// The slot name is not valid, or no such slot is in the chain.
-    Slot,
-    /// No such stored version.
-    Version,
-    /// A chain order that does not name every slot once.
-    Order,
-}
-
-impl Step {
-    /// Its name, as in answers and logs (`self-test`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Upload => "upload",
-            Step::Config => "config",
-            Step::Compile => "compile",
-            Step::Link => "link",
-            Step::Init => "init",
-            Step::SelfTest => "self-test",
-            Step::Store => "store",
-            Step::Slot => "slot",
-            Step::Version => "version",
-            Step::Order => "order",
-        }
-    }
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A change that did not happen (or a module that did not load): which step failed, and why.
-/// The running version is untouched.
-#[derive(Debug, Clone)]
-pub struct SwapError {
-    /// The step.
-    pub step: Step,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl std::fmt::Display for SwapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.step {
-            // a request that names something missing or wrong says just that
-            Step::Version | Step::Slot | Step::Order => f.write_str(&self.message),
-            step => write!(f, "{step} failed: {}", self.message),
-        }
-    }
-}
-
-impl std::error::Error for SwapError {}
-
-impl SwapError {
-    /// `step` failed with `message`.
-    pub fn new(step: Step, message: impl Into<String>) -> Self {
-        Self {
-            step,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StoreError> for SwapError {
-    fn from(e: StoreError) -> Self {
-        SwapError::new(Step::Store, e.to_string())
-    }
-}
 
 /// What a swap records in L3.
 pub enum Persist<'a> {
