@@ -25,6 +25,19 @@ async fn wait_l2(gw: &Gw, up: bool) {
     panic!("L2 never became {}", if up { "up" } else { "down" });
 }
 
+/// Clusters `c1` and `c2`, and two gateways in front of them sharing `redis`, with L2 up.
+async fn two_instances(redis: &RedisServer) -> (FakeTrino, FakeTrino, Gw, Gw) {
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let cfg = shared_config(
+        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
+        redis,
+    );
+    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
+    wait_l2(&a, true).await;
+    wait_l2(&b, true).await;
+    (c1, c2, a, b)
+}
+
 /// No cluster saw a follow-up for a query it does not own; then stop both gateways.
 async fn no_misroutes_then_stop(clusters: &[&FakeTrino], a: Gw, b: Gw) {
     let misrouted: u64 = clusters.iter().map(|c| c.unknown_query_requests()).sum();
@@ -61,14 +74,7 @@ async fn across(a: &Gw, b: &Gw) -> String {
 #[tokio::test]
 async fn follow_ups_on_another_instance_are_found_in_l2() {
     let redis = RedisServer::start().await;
-    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
-    let cfg = shared_config(
-        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
-        &redis,
-    );
-    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
-    wait_l2(&a, true).await;
-    wait_l2(&b, true).await;
+    let (c1, c2, a, b) = two_instances(&redis).await;
     for _ in 0..10 {
         across(&a, &b).await;
     }
@@ -81,14 +87,7 @@ async fn follow_ups_on_another_instance_are_found_in_l2() {
 #[tokio::test]
 async fn redis_dies_routing_goes_on_and_recovers_by_itself() {
     let mut redis = RedisServer::start().await;
-    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
-    let cfg = shared_config(
-        &[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())],
-        &redis,
-    );
-    let (a, b) = (Gw::start(cfg.clone()).await, Gw::start(cfg).await);
-    wait_l2(&a, true).await;
-    wait_l2(&b, true).await;
+    let (c1, c2, a, b) = two_instances(&redis).await;
     across(&a, &b).await;
 
     redis.kill();
