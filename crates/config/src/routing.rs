@@ -11,8 +11,9 @@ pub struct RoutingConfig {
     /// Group used when the client sends no `X-Trino-Routing-Group` (default `adhoc`).
     #[serde(default = "defaults::group")]
     pub default_group: String,
-    /// When a group has no healthy backend: `true` fails with 503 naming the group; `false`
-    /// (default) falls back to the default group.
+    /// `false` (default, Trino Gateway's semantics): a group no backend serves, or one with no
+    /// healthy backend, falls back to the default group. `true`: an unknown group is a 400 and an
+    /// empty one a 503, each naming the group.
     #[serde(default)]
     pub strict_groups: bool,
     /// The routing filter chain, run in order for every new query (default: one slot

@@ -99,7 +99,17 @@ impl Routing {
             .clone()
             .unwrap_or_else(|| self.config.default_group.clone());
         if !self.cluster.has_group(&group) {
-            return Err(RouteError::UnknownGroup(group));
+            // Trino Gateway's semantics: a group nobody serves is the default group, unless
+            // strict groups are asked for
+            if self.config.strict_groups {
+                return Err(RouteError::UnknownGroup(group));
+            }
+            tracing::debug!(
+                group,
+                fallback = self.config.default_group.as_str(),
+                "unknown routing group; using the default group"
+            );
+            group = self.config.default_group.clone();
         }
         let ctx = RouteContext {
             group: &group,
@@ -238,8 +248,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unknown_group_is_a_client_error_naming_it() {
-        let err = routing(false)
+    async fn an_unknown_group_falls_back_to_the_default_unless_strict() {
+        let c = routing(false)
+            .choose(&req(Some("nope")), &[])
+            .await
+            .unwrap();
+        assert_eq!(c.group, "adhoc");
+        assert!(c.backend.name().starts_with("adhoc-"));
+        let err = routing(true)
             .choose(&req(Some("nope")), &[])
             .await
             .unwrap_err();

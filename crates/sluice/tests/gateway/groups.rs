@@ -22,9 +22,20 @@ async fn the_routing_group_header_selects_the_cluster() {
 }
 
 #[tokio::test]
-async fn an_unknown_group_is_a_400_naming_it() {
+async fn an_unknown_group_falls_back_to_the_default_or_is_a_400_when_strict() {
     let a = cluster("adhoc-1").await;
-    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    let mut c = config(&[("adhoc-1", "adhoc", &a.url())]);
+    // Trino Gateway's semantics: the default group serves it
+    let gw = Gw::start(c.clone()).await;
+    let (status, first) = gw
+        .submit("SELECT 1", &[("X-Trino-Routing-Group", "nosuch")])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(owner(&gw.drain(&first).await.0), "adhoc-1");
+    gw.stop().await;
+
+    c.routing.strict_groups = true;
+    let gw = Gw::start(c).await;
     let (status, body) = gw
         .submit("SELECT 1", &[("X-Trino-Routing-Group", "nosuch")])
         .await;
@@ -33,7 +44,11 @@ async fn an_unknown_group_is_a_400_naming_it() {
         .as_str()
         .unwrap()
         .contains("'nosuch'"));
-    assert_eq!(a.queries_created(), 0);
+    assert_eq!(
+        a.queries_created(),
+        1,
+        "only the fallback query reached the cluster"
+    );
     gw.stop().await;
 }
 
