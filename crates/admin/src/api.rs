@@ -77,6 +77,38 @@ pub struct SlotCounters {
     pub instances_created: u64,
 }
 
+/// One routed query, from the history in L3 (`GET /api/v1/queries`, `GET /api/v1/queries/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryRecord {
+    /// Trino's query id.
+    pub query_id: String,
+    /// The statement (cut at the routing limit of 64 KiB).
+    pub query_text: String,
+    /// The user routing saw.
+    pub user: Option<String>,
+    /// `X-Trino-Source`.
+    pub source: Option<String>,
+    /// The group it was routed in.
+    pub routing_group: String,
+    /// The backend that ran it.
+    pub backend: String,
+    /// That backend's external URL when it was routed.
+    pub external_url: Option<String>,
+    /// When it was routed, in milliseconds since the epoch.
+    pub created_at: i64,
+    /// The query's page in its cluster's web UI (the backend's external URL, else its URL).
+    pub ui_url: Option<String>,
+}
+
+/// A page of `GET /api/v1/queries`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryPage {
+    /// The queries.
+    pub queries: Vec<QueryRecord>,
+    /// Pass as `cursor` for the next page; none after the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// `multipart/form-data` with the parts `module` (the component) and `config` (YAML or JSON).
 /// The body `PUT /api/v1/filters/{slot}` takes with a config: returns (content type, body).
 pub fn multipart_upload(module: &[u8], config: &str) -> (String, Bytes) {

@@ -14,6 +14,8 @@
 //! | `GET`, `PUT /api/v1/chain` | viewer, admin | the slot order; body `{"order": [...]}` |
 //! | `GET /api/v1/fleet` | viewer | the active versions in L3 and what every instance runs |
 //! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
+//! | `GET /api/v1/queries?user=&source=&backend=&group=&since=&until=&q=&limit=&cursor=` | viewer | query history, newest first, keyset-paginated |
+//! | `GET /api/v1/queries/{id}` | viewer | one query: where it ran, and its page in that cluster's UI |
 //!
 //! # Layout
 //!
@@ -23,6 +25,7 @@
 //! | [`auth`] | bearer tokens with roles, compared in constant time |
 //! | [`changes`] | the filter endpoints; a refused change's step maps to its HTTP status here, once |
 //! | [`status`] | probes, `/metrics`, and the read-only status endpoints |
+//! | [`history`] | the query history endpoints |
 //! | [`api`] | request and response bodies, shared with the CLI |
 #![forbid(unsafe_code)]
 use std::sync::atomic::AtomicBool;
@@ -41,6 +44,7 @@ use sluice_http::Body;
 pub mod api;
 pub mod auth;
 pub mod changes;
+pub mod history;
 pub mod status;
 
 /// What the admin endpoints report on and change.
@@ -107,7 +111,14 @@ impl Admin {
                 ),
             };
         }
+        if let Some(id) = path.strip_prefix("/api/v1/queries/") {
+            return match req.method() {
+                &Method::GET => self.query(id).await,
+                m => error(StatusCode::METHOD_NOT_ALLOWED, format!("no {m} {path}")),
+            };
+        }
         match (req.method().clone(), path.as_str()) {
+            (Method::GET, "/api/v1/queries") => self.queries(req.uri().query()).await,
             (Method::PUT, "/api/v1/chain") => self.reorder(req).await,
             (Method::GET, "/api/v1/chain") => self.order(),
             (Method::GET, "/api/v1/fleet") => self.fleet().await,

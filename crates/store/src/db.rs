@@ -67,6 +67,11 @@ pub(crate) static SQLITE_WRITERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::c
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
     (2, "fleet", include_str!("../migrations/0002_fleet.sql")),
+    (
+        3,
+        "history_queries",
+        include_str!("../migrations/0003_history_queries.sql"),
+    ),
 ];
 
 /// The migrations for one dialect: the templates with `{{BYTES}}` as `BLOB` or `BYTEA`. The

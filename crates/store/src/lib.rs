@@ -14,6 +14,7 @@
 //! | [`entries`] | `cache_entries` and `query_history`: batched writes, reads, pruning |
 //! | [`modules`] | `filter_modules`: every accepted filter version, which one is active |
 //! | [`fleet`] | `filter_chain` and `filter_instances`: the chain order and what each instance runs |
+//! | [`history`] | reading `query_history`: filtered, newest first, keyset-paginated |
 //! | [`l3`] | [`L3`]: the store as a cache tier — health, the write queue, the writer, pruning |
 //!
 //! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept;
@@ -24,12 +25,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod db;
 pub mod entries;
 pub mod fleet;
+pub mod history;
 pub mod l3;
 pub mod modules;
 
 pub use db::Store;
 pub use entries::{HistoryRow, Write};
 pub use fleet::InstanceSlot;
+pub use history::{Cursor, HistoryFilter};
 pub use l3::L3;
 pub use modules::{ModuleRow, NewModule, VersionRow};
 

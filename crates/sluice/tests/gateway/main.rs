@@ -5,6 +5,7 @@ mod filters;
 mod fleet;
 mod groups;
 mod health;
+mod history;
 mod proxying;
 mod shutdown;
 mod stickiness;
