@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use sluice_filters::fleet::status::{ActiveVersion, FleetView, InstanceSlotView, InstanceView};
 pub use sluice_filters::Step;
-pub use sluice_store::VersionRow;
+pub use sluice_store::{HistoryRow, VersionRow};
 
 /// Any refused request: what is wrong and, for a filter change, the step that failed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,25 +77,14 @@ pub struct SlotCounters {
     pub instances_created: u64,
 }
 
-/// One routed query, from the history in L3 (`GET /api/v1/queries`, `GET /api/v1/queries/{id}`).
+/// One routed query, from the history in L3 (`GET /api/v1/queries`, `GET /api/v1/queries/{id}`):
+/// `query_id`, `query_text`, `user`, `source`, `routing_group`, `backend`, `external_url`,
+/// `created_at` (milliseconds since the epoch), and its page in its cluster's web UI.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueryRecord {
-    /// Trino's query id.
-    pub query_id: String,
-    /// The statement (cut at the routing limit of 64 KiB).
-    pub query_text: String,
-    /// The user routing saw.
-    pub user: Option<String>,
-    /// `X-Trino-Source`.
-    pub source: Option<String>,
-    /// The group it was routed in.
-    pub routing_group: String,
-    /// The backend that ran it.
-    pub backend: String,
-    /// That backend's external URL when it was routed.
-    pub external_url: Option<String>,
-    /// When it was routed, in milliseconds since the epoch.
-    pub created_at: i64,
+    /// The history row.
+    #[serde(flatten)]
+    pub query: HistoryRow,
     /// The query's page in its cluster's web UI (the backend's external URL, else its URL).
     pub ui_url: Option<String>,
 }

@@ -74,14 +74,7 @@ impl Admin {
         QueryRecord {
             ui_url: base
                 .map(|b| format!("{}/ui/query.html?{}", b.trim_end_matches('/'), r.query_id)),
-            query_id: r.query_id,
-            query_text: r.query_text,
-            user: r.user,
-            source: r.source,
-            routing_group: r.routing_group,
-            backend: r.backend,
-            external_url: r.external_url,
-            created_at: r.created_at_ms,
+            query: r,
         }
     }
 }

@@ -5,8 +5,8 @@ use std::time::Duration;
 use crate::db::{with_pool, write_tx};
 use crate::{now_ms, Store, StoreError};
 
-/// One row of `query_history`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One row of `query_history` (serialised as the history API shows it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryRow {
     /// Trino's query id.
     pub query_id: String,
@@ -23,6 +23,7 @@ pub struct HistoryRow {
     /// The URL users see for that backend.
     pub external_url: Option<String>,
     /// Milliseconds since the epoch.
+    #[serde(rename = "created_at")]
     pub created_at_ms: i64,
 }
 
