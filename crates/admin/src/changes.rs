@@ -233,15 +233,15 @@ impl Admin {
 
     /// `GET /api/v1/fleet`: what L3 marks active, and what every instance reports it runs.
     pub(crate) async fn fleet(&self) -> Response<Body> {
-        let (Some(chain), Some(fleet)) = (&self.chain, &self.fleet) else {
+        let (Some(_), Some(fleet)) = (&self.chain, &self.fleet) else {
             return error(
                 StatusCode::CONFLICT,
                 "no fleet state: it needs a filter chain and a store (L3)",
             );
         };
-        let store = match chain.l3().map(|l3| l3.up()) {
-            Some(Ok(store)) => store,
-            _ => return error(StatusCode::SERVICE_UNAVAILABLE, "the store (L3) is down"),
+        let store = match self.store() {
+            Ok(store) => store,
+            Err(resp) => return *resp,
         };
         match fleet.view(store, sluice_store::now_ms()).await {
             Ok(view) => reply(StatusCode::OK, &view),

@@ -3,7 +3,7 @@
 //! `limit` up to 1000, `cursor` from the previous page) and `GET /api/v1/queries/{id}`.
 use http::{Response, StatusCode};
 use sluice_http::Body;
-use sluice_store::{Cursor, HistoryFilter, HistoryRow, Store};
+use sluice_store::{Cursor, HistoryFilter, HistoryRow};
 
 use crate::api::{QueryPage, QueryRecord};
 use crate::{error, reply, Admin};
@@ -12,25 +12,13 @@ use crate::{error, reply, Admin};
 const DEFAULT_PAGE: u32 = 100;
 
 impl Admin {
-    fn history_store(&self) -> Result<&Store, Box<Response<Body>>> {
-        match self.locator.tiers().l3() {
-            None => Err(Box::new(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no query history: no store is configured (store.url is empty)",
-            ))),
-            Some(l3) => l3
-                .up()
-                .map_err(|e| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))),
-        }
-    }
-
     /// `GET /api/v1/queries?…`.
     pub(crate) async fn queries(&self, query: Option<&str>) -> Response<Body> {
         let filter = match parse_filter(query) {
             Ok(f) => f,
             Err(resp) => return *resp,
         };
-        let store = match self.history_store() {
+        let store = match self.store() {
             Ok(s) => s,
             Err(resp) => return *resp,
         };
@@ -48,7 +36,7 @@ impl Admin {
 
     /// `GET /api/v1/queries/{id}`.
     pub(crate) async fn query(&self, id: &str) -> Response<Body> {
-        let store = match self.history_store() {
+        let store = match self.store() {
             Ok(s) => s,
             Err(resp) => return *resp,
         };

@@ -128,10 +128,22 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// The store (L3), or the 503 that says why there is none: not configured, or down.
+    pub(crate) fn store(&self) -> Result<&sluice_store::Store, Box<Response<Body>>> {
+        let unavailable = |why: String| Box::new(error(StatusCode::SERVICE_UNAVAILABLE, why));
+        match self.locator.tiers().l3() {
+            None => Err(unavailable(
+                "no store is configured (store.url is empty)".into(),
+            )),
+            Some(l3) => l3.up().map_err(|e| unavailable(e.to_string())),
+        }
+    }
+}
+
 /// A JSON answer.
 pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    let value = serde_json::to_value(body).unwrap_or_default();
-    sluice_http::json_response(status, &value)
+    sluice_http::json_response(status, body)
 }
 
 /// An [`api::ErrorReply`] without a step.

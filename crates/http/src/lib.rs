@@ -35,9 +35,14 @@ pub fn empty_body() -> Body {
         .boxed()
 }
 
-/// A response with `status` and a JSON body.
-pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
-    let mut resp = Response::new(full_body(body.to_string()));
+/// A response with `status` and `body` as JSON (serialised once, straight to bytes). Every JSON
+/// answer Sluice builds itself goes through here: admin replies, Trino-style errors, the fake
+/// coordinator.
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|e| {
+        format!(r#"{{"error": "the answer could not be serialised: {e}"}}"#).into_bytes()
+    });
+    let mut resp = Response::new(full_body(bytes));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -1,9 +1,9 @@
 //! Data-path errors. Each variant says where it came from, maps to one HTTP status, and renders as a
 //! Trino-style JSON error so that clients show a readable message.
-use http::{header, Response, StatusCode};
+use http::{Response, StatusCode};
 use serde_json::json;
 
-use sluice_http::{full_body, Body};
+use sluice_http::Body;
 use sluice_routing::RouteError;
 
 /// Everything that can stop Sluice from answering a client request with a backend's answer.
@@ -108,13 +108,7 @@ impl GatewayError {
             },
             "source": "sluice"
         });
-        let mut resp = Response::new(full_body(body.to_string()));
-        *resp.status_mut() = status;
-        resp.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("application/json"),
-        );
-        resp
+        sluice_http::json_response(status, &body)
     }
 }
 

@@ -225,13 +225,7 @@ pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a s
 }
 
 pub(super) fn json_resp(status: StatusCode, v: Value) -> Response<Body> {
-    let mut r = Response::new(full_body(v.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    r
+    sluice_http::json_response(status, &v)
 }
 
 pub(super) fn text(status: StatusCode, s: &str) -> Response<Body> {
