@@ -144,3 +144,69 @@ mod tests {
         });
     }
 }
+
+/// One backend of `GET /api/v1/backends`, and the answer to a backend change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendView {
+    /// Its name.
+    pub name: String,
+    /// Where Sluice sends requests.
+    pub url: String,
+    /// Routing group.
+    pub group: String,
+    /// The URL users see, if different.
+    pub external_url: Option<String>,
+    /// Takes new queries (when not draining).
+    pub active: bool,
+    /// Being drained.
+    pub draining: bool,
+    /// `active`, `inactive`, `draining` or `drained`.
+    pub state: String,
+    /// Where its running/queued counts come from (`ui_api`, `metrics`, `info_only`).
+    pub stats: String,
+    /// Whether `nextUri` is rewritten in its answers.
+    pub rewrite_next_uri: bool,
+    /// What its last poll found.
+    pub status: BackendHealth,
+}
+
+/// The last poll of a backend.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendHealth {
+    /// `PENDING`, `HEALTHY` or `UNHEALTHY`.
+    pub health: String,
+    /// Running queries the cluster reported.
+    pub running_queries: u32,
+    /// Queued queries the cluster reported.
+    pub queued_queries: u32,
+    /// Why it is unhealthy.
+    pub reason: Option<String>,
+    /// When it was polled, in milliseconds since the epoch.
+    pub checked_at: Option<u64>,
+}
+
+/// The answer to `DELETE /api/v1/backends/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Removed {
+    /// The backend removed.
+    pub removed: String,
+}
+
+/// The answer to `POST /api/v1/reload`, and the last reload in `/api/v1/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Whether the file was applied.
+    pub ok: bool,
+    /// The file read.
+    pub path: Option<String>,
+    /// When, in milliseconds since the epoch.
+    pub at: i64,
+    /// What changed (for a reload that was applied).
+    #[serde(default)]
+    pub applied: Vec<String>,
+    /// Settings that changed in the file but only take effect after a restart.
+    #[serde(default)]
+    pub restart_needed: Vec<String>,
+    /// Why the file was refused (the running configuration stays).
+    pub error: Option<String>,
+}

@@ -6,9 +6,9 @@ use subtle::ConstantTimeEq;
 
 use sluice_config::{Role, TokenConfig};
 
-/// The configured tokens, as sha256 digests.
+/// The configured tokens, as sha256 digests (replaced whole by a reload).
 pub struct Tokens {
-    entries: Vec<([u8; 32], Role)>,
+    entries: arc_swap::ArcSwap<Vec<([u8; 32], Role)>>,
 }
 
 /// Why a request was refused.
@@ -32,7 +32,19 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 impl Tokens {
     /// Digest the configured tokens (config validation guarantees one form each).
     pub fn new(configs: &[TokenConfig]) -> Self {
-        let entries = configs
+        Self {
+            entries: arc_swap::ArcSwap::from_pointee(Self::digests(configs)),
+        }
+    }
+
+    /// Use `configs` from now on (a reload).
+    pub fn replace(&self, configs: &[TokenConfig]) {
+        self.entries
+            .store(std::sync::Arc::new(Self::digests(configs)));
+    }
+
+    fn digests(configs: &[TokenConfig]) -> Vec<([u8; 32], Role)> {
+        configs
             .iter()
             .filter_map(|t| {
                 let digest: [u8; 32] = match (&t.token, &t.token_sha256) {
@@ -42,8 +54,7 @@ impl Tokens {
                 };
                 Some((digest, t.role))
             })
-            .collect();
-        Self { entries }
+            .collect()
     }
 
     /// The role of the request's bearer token, if it carries a known one. Every configured
@@ -51,7 +62,7 @@ impl Tokens {
     pub fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
         let presented: [u8; 32] = Sha256::digest(bearer(headers)?.as_bytes()).into();
         let mut role = None;
-        for (digest, r) in &self.entries {
+        for (digest, r) in self.entries.load().iter() {
             if bool::from(digest.ct_eq(&presented)) {
                 role = Some(*r);
             }
@@ -71,7 +82,7 @@ impl Tokens {
     /// Allow a request needing `needed`, or say why not. Without configured tokens, reads are
     /// open (the listener is on loopback by default) and changes are refused.
     pub fn check(&self, headers: &HeaderMap, needed: Role) -> Result<(), AuthRefusal> {
-        if self.entries.is_empty() {
+        if self.entries.load().is_empty() {
             return match needed {
                 Role::Viewer => Ok(()),
                 Role::Admin => Err(AuthRefusal {

@@ -13,7 +13,14 @@
 //! | `POST /api/v1/filters/{slot}/activate/{version}` | admin | a stored version, through the pipeline |
 //! | `GET`, `PUT /api/v1/chain` | viewer, admin | the slot order; body `{"order": [...]}` |
 //! | `GET /api/v1/fleet` | viewer | the active versions in L3 and what every instance runs |
-//! | `GET /api/v1/backends`, `/api/v1/cache`, `/api/v1/status` | viewer | status |
+//! | `GET /api/v1/backends[/{name}]` | viewer | backends: config, state, health, running/queued |
+//! | `POST /api/v1/backends` | admin | body: a backend (`name`, `url`, `group`, …); 201, 409 if the name is taken |
+//! | `PATCH /api/v1/backends/{name}` | admin | body: the fields to change (`url`, `group`, `external_url`, `stats`, `rewrite_next_uri`, `active`) |
+//! | `DELETE /api/v1/backends/{name}[?force=true]` | admin | refused (409) while it runs queries, unless forced |
+//! | `POST /api/v1/backends/{name}/activate`, `…/deactivate`, `…/drain` | admin | drain: no new queries, follow-ups served, `draining` → `drained` |
+//! | `POST /api/v1/reload` | admin | re-read the configuration file (as SIGHUP does) |
+//! | Trino Gateway's `/entity`, `/gateway/backend/…`, `/api/public/backends…` | viewer, admin | see [`trino_gateway`] |
+//! | `GET /api/v1/cache`, `/api/v1/status` | viewer | status |
 //! | `GET /api/v1/queries?user=&source=&backend=&group=&since=&until=&q=&limit=&cursor=` | viewer | query history, newest first, keyset-paginated |
 //! | `GET /api/v1/queries/{id}` | viewer | one query: where it ran, and its page in that cluster's UI |
 //!
@@ -24,6 +31,8 @@
 //! | this file | [`Admin::handle`]: authorise, then dispatch by method and path |
 //! | [`auth`] | bearer tokens with roles, compared in constant time |
 //! | [`changes`] | the filter endpoints; a refused change's step maps to its HTTP status here, once |
+//! | [`backends`] | the backend endpoints; a refused change maps to its HTTP status here, once |
+//! | [`trino_gateway`] | Trino Gateway's backend API, mapped onto the same changes |
 //! | [`status`] | probes, `/metrics`, and the read-only status endpoints |
 //! | [`history`] | the query history endpoints |
 //! | [`api`] | request and response bodies, shared with the CLI |
@@ -43,9 +52,21 @@ use sluice_http::Body;
 
 pub mod api;
 pub mod auth;
+pub mod backends;
 pub mod changes;
 pub mod history;
 pub mod status;
+pub mod trino_gateway;
+
+pub use trino_gateway::is_trino_gateway_path;
+
+/// Re-reading the configuration file (SIGHUP, `POST /api/v1/reload`).
+pub trait Reload: Send + Sync {
+    /// Read the file and apply it, or keep the running configuration and say why.
+    fn reload(&self) -> futures_util::future::BoxFuture<'_, api::ReloadReport>;
+    /// The last reload, if there was one.
+    fn last(&self) -> Option<api::ReloadReport>;
+}
 
 /// What the admin endpoints report on and change.
 pub struct Admin {
@@ -60,9 +81,13 @@ pub struct Admin {
     /// Metrics served on `/metrics`.
     pub registry: Arc<prometheus_client::registry::Registry>,
     /// Who may read and change.
-    pub tokens: auth::Tokens,
+    pub tokens: Arc<auth::Tokens>,
     /// This instance's part in the fleet (with a chain and a store).
     pub fleet: Option<Arc<Fleet>>,
+    /// The backend list and its changes.
+    pub backends: Arc<sluice_backends::Backends>,
+    /// Re-reading the configuration file.
+    pub reload: Option<Arc<dyn Reload>>,
 }
 
 impl Admin {
@@ -89,6 +114,13 @@ impl Admin {
                 );
                 return error(refusal.status, refusal.message);
             }
+        }
+        if is_trino_gateway_path(&path) {
+            return self.trino_gateway(req).await;
+        }
+        if path == "/api/v1/backends" || path.starts_with("/api/v1/backends/") {
+            let rest = path["/api/v1/backends".len()..].to_string();
+            return self.backend_endpoint(req, &rest).await;
         }
         if let Some(rest) = path.strip_prefix("/api/v1/filters/") {
             let parts: Vec<&str> = rest.split('/').collect();
@@ -122,6 +154,20 @@ impl Admin {
             (Method::PUT, "/api/v1/chain") => self.reorder(req).await,
             (Method::GET, "/api/v1/chain") => self.order(),
             (Method::GET, "/api/v1/fleet") => self.fleet().await,
+            (Method::POST, "/api/v1/reload") => match &self.reload {
+                Some(r) => {
+                    let report = r.reload().await;
+                    let status = match report.ok {
+                        true => StatusCode::OK,
+                        false => StatusCode::UNPROCESSABLE_ENTITY,
+                    };
+                    reply(status, &report)
+                }
+                None => error(
+                    StatusCode::CONFLICT,
+                    "this gateway runs without a configuration file; there is nothing to reload",
+                ),
+            },
             (Method::GET | Method::HEAD, _) => self.read(&path),
             (m, _) => error(StatusCode::METHOD_NOT_ALLOWED, format!("no {m} {path}")),
         }

@@ -27,7 +27,6 @@ impl Admin {
             }
             "/metrics" => self.metrics(),
             "/api/v1/cache" => reply(StatusCode::OK, &self.cache()),
-            "/api/v1/backends" => reply(StatusCode::OK, &self.backends()),
             "/api/v1/filters" => reply(StatusCode::OK, &self.filters()),
             "/api/v1/status" => reply(
                 StatusCode::OK,
@@ -36,7 +35,10 @@ impl Admin {
                     "ready": self.ready.load(Ordering::Acquire),
                     "queries_tracked_l1": self.locator.l1_entries(),
                     "groups": self.cluster.groups(),
-                    "backends": self.backends(),
+                    "backends": self.backend_views(),
+                    "backends_source": if self.backends.stored() { "store" } else { "config" },
+                    "backend_sync": self.backend_sync(),
+                    "config": self.reload.as_ref().and_then(|r| r.last()),
                 }),
             ),
             other => error(StatusCode::NOT_FOUND, format!("no admin endpoint {other}")),
@@ -109,20 +111,15 @@ impl Admin {
             .collect()
     }
 
-    fn backends(&self) -> Vec<serde_json::Value> {
-        self.cluster
-            .backends()
-            .iter()
-            .map(|b| {
-                json!({
-                    "name": b.name(),
-                    "url": b.config.url,
-                    "external_url": b.config.external_url,
-                    "group": b.group(),
-                    "active": b.config.active,
-                    "status": *b.status(),
-                })
-            })
-            .collect()
+    fn backend_sync(&self) -> serde_json::Value {
+        let s = &self.backends.status;
+        json!({
+            "subscribed": s.subscribed.load(Ordering::Relaxed),
+            "announced": s.announced.load(Ordering::Relaxed),
+            "received": s.received.load(Ordering::Relaxed),
+            "followed": s.followed.load(Ordering::Relaxed),
+            "last_sync_ms": s.last_sync_ms.load(Ordering::Relaxed),
+            "last_error": *s.last_error.lock().unwrap(),
+        })
     }
 }

@@ -9,12 +9,14 @@
 //! | [`locator`] | [`QueryLocator`]: query id → [`QueryLocation`], with the search and a negative cache |
 //! | [`l2_redis`] | [`l2_redis::L2`]: the shared tier, with a time limit per operation and a health flag |
 //! | [`search`] | [`search::BackendSearch`]: ask every backend `GET /v1/query/{id}` |
+//! | [`pubsub`] | [`pubsub::listen`]: stay subscribed to a channel, reconnecting, for fleet announcements |
 //! | [`metrics`] | hits, misses, errors and latency per tier, for `/metrics` |
 #![forbid(unsafe_code)]
 
 pub mod l2_redis;
 pub mod locator;
 pub mod metrics;
+pub mod pubsub;
 pub mod search;
 pub mod tiered;
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -42,14 +43,20 @@ pub enum PollError {
 /// Polls every backend until `shutdown` flips to true.
 pub struct HealthPoller {
     cluster: Arc<Cluster>,
-    config: HealthConfig,
+    config: Arc<ArcSwap<HealthConfig>>,
     client: Client,
 }
 
 impl HealthPoller {
     /// A poller for `cluster`.
     pub fn new(cluster: Arc<Cluster>, config: HealthConfig) -> Self {
-        let timeout = Duration::from_millis(config.timeout_ms);
+        Self::following(cluster, Arc::new(ArcSwap::from_pointee(config)))
+    }
+
+    /// A poller for `cluster` that reads its settings from `config` at every round (a reload
+    /// stores new ones there).
+    pub fn following(cluster: Arc<Cluster>, config: Arc<ArcSwap<HealthConfig>>) -> Self {
+        let timeout = Duration::from_millis(config.load().timeout_ms);
         let client = client::build(&ClientOptions::connect_within(timeout).pool(2));
         Self {
             cluster,
@@ -78,15 +85,17 @@ impl HealthPoller {
         futures_util::future::join_all(polls).await;
     }
 
-    /// Poll forever at the configured interval; returns when `stop` is cancelled.
+    /// Poll forever at the configured interval, and at once when the backend list changes;
+    /// returns when `stop` is cancelled.
     pub async fn run(self, stop: CancellationToken) {
-        let mut tick = tokio::time::interval(Duration::from_millis(self.config.interval_ms));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let interval = Duration::from_millis(self.config.load().interval_ms);
             tokio::select! {
-                _ = tick.tick() => self.poll_once().await,
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.cluster.changed() => {}
                 _ = stop.cancelled() => return,
             }
+            self.poll_once().await;
         }
     }
 
@@ -99,6 +108,7 @@ impl HealthPoller {
             user_queued: Default::default(),
             reason: Some(reason),
             checked_at: now,
+            counted: false,
         };
         let info = match self.get(backend, "/v1/info").await {
             Ok(body) => body,
@@ -112,10 +122,23 @@ impl HealthPoller {
             Ok(_) => return unhealthy("/v1/info has no boolean 'starting'".into()),
             Err(e) => return unhealthy(format!("/v1/info is not JSON: {e}")),
         }
-        let (running, queued) = match backend.stats_source {
+        // a drain ends when the cluster says it runs nothing: ask it even with `info_only`
+        let source = match backend.stats_source {
+            StatsSource::InfoOnly if backend.config.draining => StatsSource::UiApi,
+            s => s,
+        };
+        let (running, queued) = match source {
             StatsSource::InfoOnly => (0, 0),
             StatsSource::UiApi => match self.ui_api_stats(backend).await {
                 Ok(counts) => counts,
+                Err(e) if source != backend.stats_source => {
+                    tracing::debug!(backend = backend.name(), error = %e, "no counts for the drain");
+                    return BackendStatus {
+                        reason: Some(format!("draining, but /ui/api/stats gives no counts: {e}")),
+                        health: Health::Healthy,
+                        ..unhealthy(String::new())
+                    };
+                }
                 Err(e) => return unhealthy(format!("/ui/api/stats: {e}")),
             },
             StatsSource::Metrics => match self.metrics_stats(backend).await {
@@ -143,6 +166,7 @@ impl HealthPoller {
             user_queued,
             reason: None,
             checked_at: now,
+            counted: source != StatsSource::InfoOnly,
         }
     }
 
@@ -184,7 +208,8 @@ impl HealthPoller {
     async fn metrics_stats(&self, backend: &Backend) -> Result<(u32, u32), PollError> {
         let body = self.get(backend, "/metrics").await?;
         let text = String::from_utf8_lossy(&body);
-        let names = &self.config.metrics;
+        let config = self.config.load();
+        let names = &config.metrics;
         let running = metric_value(&text, &names.running)
             .ok_or_else(|| PollError::Missing(format!("metric {}", names.running)))?;
         let queued = metric_value(&text, &names.queued)
@@ -193,18 +218,16 @@ impl HealthPoller {
     }
 
     async fn get(&self, backend: &Backend, path: &str) -> Result<Bytes, PollError> {
+        let config = self.config.load();
         let uri = format!("{}{}", backend.config.url.trim_end_matches('/'), path);
         let mut req = Request::get(uri)
-            .header("X-Trino-User", &self.config.user)
+            .header("X-Trino-User", &config.user)
             .header(header::ACCEPT, "application/json, text/plain");
-        if let Some(password) = &self.config.password {
-            req = req.header(
-                header::AUTHORIZATION,
-                basic_auth(&self.config.user, password),
-            );
+        if let Some(password) = &config.password {
+            req = req.header(header::AUTHORIZATION, basic_auth(&config.user, password));
         }
         let req = req.body(sluice_http::empty_body())?;
-        let timeout = Duration::from_millis(self.config.timeout_ms);
+        let timeout = Duration::from_millis(config.timeout_ms);
         let fut = async {
             let resp = self.client.request(req).await?;
             let status = resp.status();

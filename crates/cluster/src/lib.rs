@@ -12,7 +12,7 @@
 //! health and stats are an [`ArcSwap`] of their own that the health poller publishes, so routing
 //! reads everything without a lock.
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
@@ -50,6 +50,10 @@ pub struct BackendStatus {
     /// When it was last polled.
     #[serde(with = "epoch_millis")]
     pub checked_at: Option<SystemTime>,
+    /// Whether the counts came from the cluster (false with `stats: info_only`, or before a
+    /// poll): a drain is only over when the cluster itself says it runs nothing.
+    #[serde(skip)]
+    pub counted: bool,
 }
 
 impl BackendStatus {
@@ -61,6 +65,33 @@ impl BackendStatus {
             user_queued: Default::default(),
             reason: None,
             checked_at: None,
+            counted: false,
+        }
+    }
+}
+
+/// Whether a backend takes new queries, as an operator sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendState {
+    /// Takes new queries when healthy.
+    Active,
+    /// Deactivated: no new queries; follow-ups of its running queries are still served.
+    Inactive,
+    /// Being drained: no new queries, follow-ups served, until it runs nothing.
+    Draining,
+    /// Drained: it ran nothing at a poll after the drain began; safe to remove.
+    Drained,
+}
+
+impl BackendState {
+    /// Its name in the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendState::Active => "active",
+            BackendState::Inactive => "inactive",
+            BackendState::Draining => "draining",
+            BackendState::Drained => "drained",
         }
     }
 }
@@ -75,6 +106,8 @@ pub struct Backend {
     /// Where its stats come from (the backend's own setting or `health.stats`).
     pub stats_source: StatsSource,
     status: ArcSwap<BackendStatus>,
+    /// When the drain began (on this instance), if it is draining.
+    drain_since: Option<SystemTime>,
     /// New queries sent here since the last stats refresh: counted so that a burst between two
     /// polls spreads instead of herding onto the backend that looked least loaded.
     routed_since_poll: AtomicU32,
@@ -86,11 +119,52 @@ impl Backend {
         let uri = config.url.parse().expect("validated by Config::validate");
         Self {
             stats_source: config.stats.unwrap_or(default_stats),
+            drain_since: config.draining.then(SystemTime::now),
             config,
             uri,
             status: ArcSwap::from_pointee(BackendStatus::pending()),
             routed_since_poll: AtomicU32::new(0),
         }
+    }
+
+    /// `config` taking the place of `old` (same name): the last status carries over while it
+    /// still describes the same coordinator (same URL and stats source), and a drain in progress
+    /// keeps its start.
+    pub fn succeed(config: BackendConfig, old: &Backend, default_stats: StatsSource) -> Self {
+        let mut new = Self::new(config, default_stats);
+        if new.config.url == old.config.url && new.stats_source == old.stats_source {
+            new.status.store(old.status());
+        }
+        if new.config.draining && old.config.draining {
+            new.drain_since = old.drain_since;
+        }
+        new
+    }
+
+    /// Active, draining, drained or inactive.
+    pub fn state(&self) -> BackendState {
+        if self.config.draining {
+            let s = self.status.load();
+            let polled_since = match (s.checked_at, self.drain_since) {
+                (Some(at), Some(since)) => at >= since,
+                _ => false,
+            };
+            let idle = s.counted && s.running_queries == 0 && s.queued_queries == 0;
+            if s.health == Health::Healthy && polled_since && idle {
+                BackendState::Drained
+            } else {
+                BackendState::Draining
+            }
+        } else if self.config.active {
+            BackendState::Active
+        } else {
+            BackendState::Inactive
+        }
+    }
+
+    /// Whether it takes new queries when healthy (active and not draining).
+    pub fn accepts_new(&self) -> bool {
+        self.config.active && !self.config.draining
     }
 
     /// Its name.
@@ -115,9 +189,9 @@ impl Backend {
         self.status.store(Arc::new(status));
     }
 
-    /// Active and healthy: may receive new queries.
+    /// Active, not draining, and healthy: may receive new queries.
     pub fn is_routable(&self) -> bool {
-        self.config.active && self.status.load().health == Health::Healthy
+        self.accepts_new() && self.status.load().health == Health::Healthy
     }
 
     /// Running + queued as last reported, plus what Sluice sent since.
@@ -138,6 +212,10 @@ impl Backend {
 #[derive(Debug)]
 pub struct Cluster {
     backends: ArcSwap<Vec<Arc<Backend>>>,
+    /// `health.stats`, for backends without their own; and the lock that orders replacements.
+    default_stats: Mutex<StatsSource>,
+    /// Woken when the list changes (the health poller polls new backends at once).
+    changed: tokio::sync::Notify,
 }
 
 impl Cluster {
@@ -150,7 +228,64 @@ impl Cluster {
             .collect();
         Self {
             backends: ArcSwap::from_pointee(list),
+            default_stats: Mutex::new(default_stats),
+            changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Replace the backend list with `configs` (in that order), unless it is what runs now;
+    /// whether it changed. Backends whose config is unchanged stay as they are (health, load
+    /// estimate); changed ones keep their last status while their URL is the same. In-flight
+    /// requests finish on the backend they hold.
+    pub fn replace(&self, configs: &[BackendConfig]) -> bool {
+        let default_stats = *self.default_stats.lock().unwrap();
+        self.replace_with(configs, default_stats)
+    }
+
+    /// [`Cluster::replace`] with a new `health.stats` for backends without their own.
+    pub fn replace_with(&self, configs: &[BackendConfig], default_stats: StatsSource) -> bool {
+        let mut current_default = self.default_stats.lock().unwrap();
+        let old = self.backends.load_full();
+        let same = *current_default == default_stats
+            && old.len() == configs.len()
+            && old
+                .iter()
+                .zip(configs)
+                .all(|(b, c)| same_config(&b.config, c));
+        if same {
+            return false;
+        }
+        *current_default = default_stats;
+        let list = configs
+            .iter()
+            .map(|c| match old.iter().find(|b| b.name() == c.name) {
+                Some(b)
+                    if same_config(&b.config, c)
+                        && b.stats_source == c.stats.unwrap_or(default_stats) =>
+                {
+                    b.clone()
+                }
+                Some(b) => Arc::new(Backend::succeed(c.clone(), b, default_stats)),
+                None => Arc::new(Backend::new(c.clone(), default_stats)),
+            })
+            .collect();
+        self.backends.store(Arc::new(list));
+        self.changed.notify_one();
+        true
+    }
+
+    /// Wait until the list changes (for the health poller).
+    pub async fn changed(&self) {
+        self.changed.notified().await
+    }
+
+    /// The configuration of every backend, in order.
+    pub fn configs(&self) -> Vec<BackendConfig> {
+        self.backends
+            .load()
+            .iter()
+            .map(|b| b.config.clone())
+            .collect()
     }
 
     /// A snapshot of the backend list.
@@ -192,6 +327,18 @@ impl Cluster {
             .iter()
             .all(|b| b.status.load().health != Health::Pending)
     }
+}
+
+/// Whether two configurations describe the same backend in the same state.
+fn same_config(a: &BackendConfig, b: &BackendConfig) -> bool {
+    a.name == b.name
+        && a.url == b.url
+        && a.group == b.group
+        && a.active == b.active
+        && a.draining == b.draining
+        && a.external_url == b.external_url
+        && a.rewrite_next_uri == b.rewrite_next_uri
+        && a.stats == b.stats
 }
 
 mod epoch_millis {

@@ -17,6 +17,11 @@ pub struct AdminConfig {
     /// admin listener and every change is refused.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// Also serve Trino Gateway's backend API (`/entity`, `/gateway/backend/…`,
+    /// `/api/public/backends`) on the proxy listener, as Trino Gateway does on its one port
+    /// (default false: only on the admin listener). Same tokens and roles either way.
+    #[serde(default)]
+    pub trino_gateway_api_on_proxy: bool,
 }
 
 /// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so

@@ -19,6 +19,10 @@ pub struct BackendConfig {
     /// Inactive backends are never chosen for new queries (default true).
     #[serde(default = "defaults::yes")]
     pub active: bool,
+    /// Draining: no new queries, follow-ups still served, until it runs nothing (default false;
+    /// set by `POST /api/v1/backends/{name}/drain`, cleared by activate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
     /// The URL users see for this cluster (its web UI), if different from `url`.
     #[serde(default)]
     pub external_url: Option<String>,

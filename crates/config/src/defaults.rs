@@ -123,3 +123,9 @@ pub fn filter_poll() -> u64 {
 pub fn filter_channel() -> String {
     "sluice:filters".into()
 }
+pub fn backends_poll() -> u64 {
+    1000
+}
+pub fn backends_channel() -> String {
+    "sluice:backends".into()
+}

@@ -52,6 +52,28 @@ pub enum StatsSource {
     InfoOnly,
 }
 
+impl StatsSource {
+    /// Its name in the configuration (`ui_api`, `metrics`, `info_only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StatsSource::UiApi => "ui_api",
+            StatsSource::Metrics => "metrics",
+            StatsSource::InfoOnly => "info_only",
+        }
+    }
+
+    /// The source named `name`, as in the configuration.
+    pub fn parse(name: &str) -> Option<StatsSource> {
+        [
+            StatsSource::UiApi,
+            StatsSource::Metrics,
+            StatsSource::InfoOnly,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
 impl HealthConfig {
     /// Positive interval and time limit.
     pub fn validate(&self) -> Result<(), Invalid> {

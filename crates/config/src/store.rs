@@ -30,6 +30,14 @@ pub struct StoreConfig {
     /// Time between two health checks (default 1000 ms).
     #[serde(default = "defaults::store_health")]
     pub health_check_interval_ms: u64,
+    /// How often each instance re-reads the backends from the store, to follow a change it missed
+    /// the announcement of (default 1000 ms; changes announced on `backends_channel` arrive at
+    /// once).
+    #[serde(default = "defaults::backends_poll")]
+    pub backends_poll_interval_ms: u64,
+    /// The Valkey pub/sub channel on which backend changes are announced to the fleet.
+    #[serde(default = "defaults::backends_channel")]
+    pub backends_channel: String,
 }
 
 impl StoreConfig {
@@ -53,6 +61,13 @@ impl StoreConfig {
         positive("flush_interval_ms", self.flush_interval_ms)?;
         positive("timeout_ms", self.timeout_ms)?;
         positive("health_check_interval_ms", self.health_check_interval_ms)?;
-        positive("history_retention_days", self.history_retention_days)
+        positive("history_retention_days", self.history_retention_days)?;
+        if self.backends_poll_interval_ms < 100 {
+            return Err(Invalid::new("backends_poll_interval_ms", "at least 100"));
+        }
+        if self.backends_channel.is_empty() {
+            return Err(Invalid::new("backends_channel", "must not be empty"));
+        }
+        Ok(())
     }
 }

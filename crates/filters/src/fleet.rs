@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sluice_cache::l2_redis::L2;
+use sluice_cache::pubsub::{self, Event};
 use sluice_store::L3;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -226,8 +226,8 @@ async fn announce(options: &FleetOptions, chain: &FilterChain, l2: &L2, status: 
     }
 }
 
-/// Stay subscribed to the channel, reconnecting after a failure; every announcement from
-/// another instance (and every fresh subscription, which may have missed some) wakes `follow`.
+/// Stay subscribed to the channel; every announcement from another instance (and every fresh
+/// subscription, which may have missed some) wakes `follow`.
 async fn subscribe(
     options: FleetOptions,
     l2: Arc<L2>,
@@ -235,56 +235,18 @@ async fn subscribe(
     status: Arc<FleetStatus>,
     stop: CancellationToken,
 ) {
-    let connect_limit = l2.timeout().max(Duration::from_millis(500));
-    loop {
-        let connected = tokio::time::timeout(connect_limit, async {
-            let mut pubsub = l2.client().get_async_pubsub().await?;
-            pubsub.subscribe(&options.channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await;
-        match connected {
-            Ok(Ok(pubsub)) => {
-                status.subscribed.store(true, Ordering::Relaxed);
-                tracing::info!(
-                    channel = options.channel,
-                    "subscribed to filter announcements"
-                );
-                // announcements sent while unsubscribed are lost: look at L3 now
+    let on = |event| match event {
+        Event::Subscribed => wake.notify_one(),
+        Event::Message(text) => match serde_json::from_str::<Announcement>(&text) {
+            Ok(a) if a.instance == options.instance_id => {}
+            Ok(a) => {
+                status.received.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(from = a.instance, "filter change announced");
                 wake.notify_one();
-                let mut messages = pubsub.into_on_message();
-                loop {
-                    tokio::select! {
-                        msg = messages.next() => {
-                            let Some(msg) = msg else { break };
-                            let text: String = msg.get_payload().unwrap_or_default();
-                            match serde_json::from_str::<Announcement>(&text) {
-                                Ok(a) if a.instance == options.instance_id => {}
-                                Ok(a) => {
-                                    status.received.fetch_add(1, Ordering::Relaxed);
-                                    tracing::debug!(from = a.instance, "filter change announced");
-                                    wake.notify_one();
-                                }
-                                Err(e) => tracing::warn!(error = %e, "ignoring a malformed filter announcement"),
-                            }
-                        }
-                        _ = stop.cancelled() => return,
-                    }
-                }
-                status.subscribed.store(false, Ordering::Relaxed);
-                tracing::warn!(
-                    channel = options.channel,
-                    "filter announcement subscription lost; polling L3 until it is back"
-                );
             }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "could not subscribe to filter announcements")
-            }
-            Err(_) => tracing::debug!("subscribing to filter announcements timed out"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.cancelled() => return,
-        }
-    }
+            Err(e) => tracing::warn!(error = %e, "ignoring a malformed filter announcement"),
+        },
+    };
+    let what = "filter announcements";
+    pubsub::listen(&l2, &options.channel, what, &status.subscribed, stop, on).await
 }

@@ -120,7 +120,7 @@ impl cluster::Host for HostState {
                         Health::Unhealthy => types::Health::Unhealthy,
                         Health::Pending => types::Health::Pending,
                     },
-                    active: b.config.active,
+                    active: b.accepts_new(),
                     running_queries: s.running_queries,
                     queued_queries: s.queued_queries,
                     user_queued_queries: user

@@ -182,6 +182,41 @@ impl FilterChain {
         moved
     }
 
+    /// Run `candidate` through the pipeline's checks (compile, link, init, self-test) without
+    /// recording or switching anything: a reload checks every changed slot before it swaps any.
+    pub async fn check(&self, candidate: Candidate<'_>) -> Result<(), SwapError> {
+        let c = candidate;
+        self.prepare(c.slot, c.module, c.bytes, c.config_json)
+            .await
+            .map(|_| ())
+    }
+
+    /// Compile, link, init and self-test a module for `slot`.
+    async fn prepare(
+        &self,
+        slot: &str,
+        module: &str,
+        bytes: &[u8],
+        config_json: String,
+    ) -> Result<Arc<LoadedFilter>, SwapError> {
+        let new = LoadedFilter::load(&self.env, slot, module, bytes, config_json).await?;
+        let probe = QueryRequest {
+            user: Some("sluice-self-test".into()),
+            query_text: "SELECT 1".into(),
+            ..Default::default()
+        };
+        let group = self
+            .cluster
+            .groups()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "adhoc".into());
+        new.route(&probe, &group)
+            .await
+            .map_err(|e| SwapError::new(Step::SelfTest, e.to_string()))?;
+        Ok(new)
+    }
+
     /// Load `candidate` through the pipeline and switch its slot to it; a slot not in the chain
     /// is appended. Returns the new filter and the one it replaced.
     pub async fn swap(
@@ -206,21 +241,7 @@ impl FilterChain {
             config_json,
         } = candidate;
         let config_for_store = config_json.clone();
-        let new = LoadedFilter::load(&self.env, slot, module, bytes, config_json).await?;
-        let probe = QueryRequest {
-            user: Some("sluice-self-test".into()),
-            query_text: "SELECT 1".into(),
-            ..Default::default()
-        };
-        let group = self
-            .cluster
-            .groups()
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| "adhoc".into());
-        new.route(&probe, &group)
-            .await
-            .map_err(|e| SwapError::new(Step::SelfTest, e.to_string()))?;
+        let new = self.prepare(slot, module, bytes, config_json).await?;
         // record it before it serves, so what serves can always be found again after a restart
         let (version, here) = match persist {
             Persist::New { created_by } => match &self.store {

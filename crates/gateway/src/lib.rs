@@ -10,12 +10,16 @@
 //! `proxy.shutdown_grace_ms`), waits for every task, then writes what L3 still has queued.
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
-use sluice_admin::Admin;
+use sluice_admin::api::ReloadReport;
+use sluice_admin::{Admin, Reload};
+use sluice_backends::{Backends, SyncOptions};
 use sluice_cache::l2_redis::{L2Error, L2};
 use sluice_cache::metrics::CacheMetrics;
 use sluice_cache::search::BackendSearch;
@@ -34,6 +38,10 @@ use sluice_store::{StoreError, L3};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+pub mod reload;
+
+use reload::{ReloadMetrics, Reloader};
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,12 +73,24 @@ pub struct Gateway {
     tasks: TaskTracker,
     ready: Arc<AtomicBool>,
     l3: Option<Arc<L3>>,
+    reloader: Arc<Reloader>,
 }
 
 impl Gateway {
-    /// Start serving on already-bound listeners.
+    /// Start serving on already-bound listeners, without a file to reload.
     pub async fn start(
         config: Config,
+        listener: TcpListener,
+        admin_listener: TcpListener,
+    ) -> Result<Gateway, StartError> {
+        Self::start_from(config, None, listener, admin_listener).await
+    }
+
+    /// Start serving on already-bound listeners; `path` is the file `config` was read from, which
+    /// a reload reads again.
+    pub async fn start_from(
+        config: Config,
+        path: Option<PathBuf>,
         listener: TcpListener,
         admin_listener: TcpListener,
     ) -> Result<Gateway, StartError> {
@@ -95,6 +115,19 @@ impl Gateway {
             true => None,
             false => Some(L3::start(&config.store, &tasks, stop.clone())?),
         };
+        let backends = Backends::start(
+            cluster.clone(),
+            config.backends.clone(),
+            l3.clone(),
+            l2.clone(),
+            SyncOptions {
+                instance_id: config.instance_id(proxy_addr.port()),
+                channel: config.store.backends_channel.clone(),
+                poll_interval: Duration::from_millis(config.store.backends_poll_interval_ms),
+            },
+            &tasks,
+            stop.clone(),
+        );
         let tiers = Arc::new(
             TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3.clone()),
         );
@@ -144,30 +177,73 @@ impl Gateway {
             config.routing.clone(),
             router,
         ));
-        let proxy = Arc::new(Proxy::new(routing, locator.clone(), config.proxy.clone()));
+        let proxy = Arc::new(Proxy::new(
+            routing.clone(),
+            locator.clone(),
+            config.proxy.clone(),
+        ));
+        let tokens = Arc::new(sluice_admin::auth::Tokens::new(&config.admin.tokens));
+        let health = Arc::new(ArcSwap::from_pointee(config.health.clone()));
+        let reload_metrics = ReloadMetrics::default();
+        reload_metrics.register(&mut registry);
+        let reloader = Arc::new(Reloader {
+            path,
+            applied: std::sync::Mutex::new(config.clone()),
+            last: std::sync::Mutex::new(None),
+            routing,
+            tokens: tokens.clone(),
+            health: health.clone(),
+            backends: backends.clone(),
+            chain: chain.clone(),
+            metrics: reload_metrics,
+            turn: tokio::sync::Mutex::new(()),
+        });
         let admin = Arc::new(Admin {
             cluster: cluster.clone(),
             locator,
             ready: ready.clone(),
             chain,
             registry: Arc::new(registry),
-            tokens: sluice_admin::auth::Tokens::new(&config.admin.tokens),
+            tokens,
             fleet,
+            backends: backends.clone(),
+            reload: Some(reloader.clone() as Arc<dyn Reload>),
         });
 
-        let poller = HealthPoller::new(cluster, config.health.clone());
+        let poller = HealthPoller::following(cluster, health);
         let (ready_flag, poll_stop) = (ready.clone(), stop.clone());
+        // with a store, the backends it holds (not the file's) are polled first
+        let sync_limit = Duration::from_millis((config.store.timeout_ms * 4).max(2000));
         tasks.spawn(async move {
             tokio::select! {
-                _ = poller.poll_once() => {}
+                _ = async {
+                    if !backends.wait_synced(sync_limit).await {
+                        tracing::warn!("the store did not give the backend list in time; starting with the configuration file's");
+                    }
+                    poller.poll_once().await
+                } => {}
                 _ = poll_stop.cancelled() => return,
             }
             ready_flag.store(true, Ordering::Release);
             poller.run(poll_stop).await;
         });
-        let handler = move |req, remote, local| {
+        // Trino Gateway serves its backend API on its one port: so can Sluice, when asked
+        let tg_admin = config
+            .admin
+            .trino_gateway_api_on_proxy
+            .then(|| admin.clone());
+        let handler = move |req: http::Request<hyper::body::Incoming>, remote, local| {
             let proxy = proxy.clone();
-            async move { proxy.handle(req, remote, local).await }
+            let tg_admin = tg_admin
+                .as_ref()
+                .filter(|_| sluice_admin::is_trino_gateway_path(req.uri().path()))
+                .cloned();
+            async move {
+                match tg_admin {
+                    Some(admin) => admin.handle(req).await,
+                    None => proxy.handle(req, remote, local).await,
+                }
+            }
         };
         tasks.spawn(serve(listener, handler, stop.clone(), grace));
         let handler = move |req, _, _| {
@@ -184,7 +260,13 @@ impl Gateway {
             tasks,
             ready,
             l3,
+            reloader,
         })
+    }
+
+    /// Re-read the configuration file and apply it (SIGHUP); a refused file changes nothing.
+    pub async fn reload(&self) -> ReloadReport {
+        self.reloader.reload().await
     }
 
     /// Whether the first health round is done.

@@ -59,7 +59,7 @@ pub struct Choice {
 /// Applies a router's route to the cluster.
 pub struct Routing {
     cluster: Arc<Cluster>,
-    config: RoutingConfig,
+    config: ArcSwap<RoutingConfig>,
     router: ArcSwap<Box<dyn Router>>,
 }
 
@@ -68,9 +68,14 @@ impl Routing {
     pub fn new(cluster: Arc<Cluster>, config: RoutingConfig, router: Box<dyn Router>) -> Self {
         Self {
             cluster,
-            config,
+            config: ArcSwap::from_pointee(config),
             router: ArcSwap::from_pointee(router),
         }
+    }
+
+    /// Use new routing settings from the next query on (a reload).
+    pub fn set_config(&self, config: RoutingConfig) {
+        self.config.store(Arc::new(config));
     }
 
     /// Replace the router (in-flight decisions finish on the old one).
@@ -94,22 +99,23 @@ impl Routing {
         req: &QueryRequest,
         exclude: &[String],
     ) -> Result<Choice, RouteError> {
+        let config = self.config.load_full();
         let mut group = req
             .routing_group
             .clone()
-            .unwrap_or_else(|| self.config.default_group.clone());
+            .unwrap_or_else(|| config.default_group.clone());
         if !self.cluster.has_group(&group) {
             // Trino Gateway's semantics: a group nobody serves is the default group, unless
             // strict groups are asked for
-            if self.config.strict_groups {
+            if config.strict_groups {
                 return Err(RouteError::UnknownGroup(group));
             }
             tracing::debug!(
                 group,
-                fallback = self.config.default_group.as_str(),
+                fallback = config.default_group.as_str(),
                 "unknown routing group; using the default group"
             );
-            group = self.config.default_group.clone();
+            group = config.default_group.clone();
         }
         let ctx = RouteContext {
             group: &group,
@@ -139,8 +145,9 @@ impl Routing {
             b.note_routed();
             return Ok(Choice { backend: b, group });
         }
-        let default = &self.config.default_group;
-        if self.config.strict_groups || &group == default {
+        let config = self.config.load();
+        let default = &config.default_group;
+        if config.strict_groups || &group == default {
             return Err(RouteError::NoHealthyBackend(group));
         }
         match least_loaded(&self.cluster, default, exclude) {
@@ -163,14 +170,15 @@ impl Routing {
     /// A backend for requests that belong to no query (`/v1/info`, `/ui` assets …): the
     /// least-loaded routable backend of the default group, else of any group.
     pub fn choose_for_other(&self) -> Result<Arc<Backend>, RouteError> {
-        if let Some(b) = least_loaded(&self.cluster, &self.config.default_group, &[]) {
+        let config = self.config.load();
+        if let Some(b) = least_loaded(&self.cluster, &config.default_group, &[]) {
             return Ok(b);
         }
         self.cluster
             .groups()
             .iter()
             .find_map(|g| least_loaded(&self.cluster, g, &[]))
-            .ok_or_else(|| RouteError::NoHealthyBackend(self.config.default_group.clone()))
+            .ok_or_else(|| RouteError::NoHealthyBackend(config.default_group.clone()))
     }
 }
 
@@ -186,6 +194,7 @@ mod tests {
             url: "http://127.0.0.1:1".into(),
             group: group.into(),
             active: true,
+            draining: false,
             external_url: None,
             rewrite_next_uri: false,
             stats: None,
@@ -194,6 +203,7 @@ mod tests {
 
     fn set(cluster: &Cluster, name: &str, health: Health, running: u32, queued: u32) {
         cluster.get(name).unwrap().publish(BackendStatus {
+            counted: true,
             health,
             running_queries: running,
             queued_queries: queued,

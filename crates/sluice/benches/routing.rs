@@ -30,6 +30,7 @@ async fn decisions() {
     let cluster = Arc::new(Cluster::new(&configs, StatsSource::InfoOnly));
     for (i, b) in cluster.backends().iter().enumerate() {
         b.publish(BackendStatus {
+            counted: true,
             health: Health::Healthy,
             running_queries: 10 + i as u32,
             queued_queries: i as u32,

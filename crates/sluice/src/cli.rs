@@ -60,6 +60,35 @@ pub enum Command {
         #[command(subcommand)]
         command: FilterCommand,
     },
+    /// Change the backends of a running gateway (and its fleet) through its admin API.
+    Backend {
+        /// The admin listener (`admin.listen` of the gateway).
+        #[arg(
+            long,
+            env = "SLUICE_ADMIN_URL",
+            default_value = "http://127.0.0.1:8081",
+            global = true
+        )]
+        admin_url: String,
+        /// Print the server's JSON answer instead of a summary.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        command: BackendCommand,
+    },
+    /// Make a running gateway re-read its configuration file (as SIGHUP does).
+    Reload {
+        /// The admin listener (`admin.listen` of the gateway).
+        #[arg(
+            long,
+            env = "SLUICE_ADMIN_URL",
+            default_value = "http://127.0.0.1:8081"
+        )]
+        admin_url: String,
+        /// Print the server's JSON answer instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a fake Trino coordinator (for tests and benchmarks).
     FakeTrino {
         /// Listen address (port 0 picks a free port).
@@ -120,4 +149,69 @@ pub enum FilterCommand {
     Fleet,
     /// Write a filter shipped in this binary (query-count, stochastic, routing-rules) to a file.
     Builtin { name: String, file: PathBuf },
+}
+
+/// `sluice backend …` (the token comes from `SLUICE_ADMIN_TOKEN`).
+#[derive(Subcommand)]
+pub enum BackendCommand {
+    /// Every backend: group, state, health, running and queued queries.
+    List,
+    /// Add a backend; it takes new queries once healthy (unless `--inactive`).
+    Add {
+        name: String,
+        /// Where Sluice sends requests (`http://host:port` of the coordinator).
+        url: String,
+        /// Routing group.
+        #[arg(long, default_value = "adhoc")]
+        group: String,
+        /// The URL users see (its web UI), if different.
+        #[arg(long)]
+        external_url: Option<String>,
+        /// Added deactivated.
+        #[arg(long)]
+        inactive: bool,
+        /// Where its running/queued counts come from: ui_api, metrics, info_only.
+        #[arg(long)]
+        stats: Option<String>,
+        /// Rewrite nextUri in its answers (coordinators that ignore X-Forwarded-*).
+        #[arg(long)]
+        rewrite_next_uri: bool,
+    },
+    /// Change some of a backend's settings.
+    Update {
+        name: String,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        /// `""` clears it.
+        #[arg(long)]
+        external_url: Option<String>,
+        /// ui_api, metrics, info_only; `""`: health.stats.
+        #[arg(long)]
+        stats: Option<String>,
+        #[arg(long)]
+        rewrite_next_uri: Option<bool>,
+    },
+    /// Remove a backend (refused while it runs queries, unless `--force`).
+    Remove {
+        name: String,
+        /// Remove it even while it runs queries (their follow-ups fail).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Let a backend take new queries again (ends a drain).
+    Activate { name: String },
+    /// No new queries; follow-ups of running queries are still served.
+    Deactivate { name: String },
+    /// No new queries until it runs nothing; `--wait` returns once it is drained.
+    Drain {
+        name: String,
+        /// Wait until the backend reports `drained`.
+        #[arg(long)]
+        wait: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_s: u64,
+    },
 }

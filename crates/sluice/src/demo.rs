@@ -34,6 +34,7 @@ pub async fn run(
             url: fake.url(),
             group: group.into(),
             active: true,
+            draining: false,
             external_url: None,
             rewrite_next_uri: false,
             stats: Some(StatsSource::UiApi),

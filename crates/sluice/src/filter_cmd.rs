@@ -13,10 +13,10 @@ use crate::cli::FilterCommand;
 use sluice_admin::api::ChainOrder;
 
 /// Prints an answer, once it is read as the type the endpoint returns.
-type Printer = Box<dyn Fn(&Value) -> anyhow::Result<()>>;
+pub(crate) type Printer = Box<dyn Fn(&Value) -> anyhow::Result<()>>;
 
 /// A printer of answers of type `T`.
-fn typed<T: DeserializeOwned + 'static>(print: fn(&T)) -> Printer {
+pub(crate) fn typed<T: DeserializeOwned + 'static>(print: fn(&T)) -> Printer {
     Box::new(move |v: &Value| {
         let answer: T = serde_json::from_value(v.clone())
             .context("the admin API answered in an unexpected shape")?;
@@ -26,7 +26,7 @@ fn typed<T: DeserializeOwned + 'static>(print: fn(&T)) -> Printer {
 }
 
 /// Everything but URL-unreserved characters is percent-encoded (slot names use `-` and `_`).
-const UNRESERVED_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+pub(crate) const UNRESERVED_KEPT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')

@@ -1,4 +1,5 @@
-//! The `sluice` command line: `serve`, `check-config`, `demo`, `filter`, `fake-trino`.
+//! The `sluice` command line: `serve`, `check-config`, `demo`, `filter`, `backend`, `reload`,
+//! `fake-trino`.
 //!
 //! # Layout
 //!
@@ -8,6 +9,7 @@
 //! | [`cli`] | the subcommands and their flags |
 //! | [`demo`] | `sluice demo`: the gateway in front of in-process fake clusters |
 //! | [`filter_cmd`] | `sluice filter …` over the admin API |
+//! | [`backend_cmd`] | `sluice backend …` and `sluice reload` over the admin API |
 //! | [`admin_client`] | the admin API client and the tables it prints |
 //! | [`telemetry`] | the `tracing` subscriber (text or JSON) |
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
 
 mod admin_client;
+mod backend_cmd;
 mod cli;
 mod demo;
 mod filter_cmd;
@@ -45,6 +48,12 @@ fn main() -> ExitCode {
                     c.groups(),
                     c.routing.default_group
                 );
+                if !c.store.url.is_empty() {
+                    println!(
+                        "note: with a store, `backends:` seeds it on the first start only; after that \
+                         the store's backends are used (change them with `sluice backend` or the admin API)"
+                    );
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -73,11 +82,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             config,
             print_addrs,
         } => {
-            let config = match config {
-                Some(path) => Config::load_with(&path, &sluice_filters::check_config)
+            let loaded = match &config {
+                Some(path) => Config::load_with(path, &sluice_filters::check_config)
                     .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
                 None => Config::default(),
             };
+            let (config, path) = (loaded, config);
             telemetry::init(config.log.format, &config.log.level);
             let listener = TcpListener::bind(config.listen)
                 .await
@@ -85,18 +95,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let admin = TcpListener::bind(config.admin.listen)
                 .await
                 .with_context(|| format!("cannot bind admin.listen {}", config.admin.listen))?;
-            let gateway = Gateway::start(config, listener, admin).await?;
+            let gateway = Gateway::start_from(config, path, listener, admin).await?;
             if print_addrs {
                 println!(
                     "{}",
                     serde_json::json!({"proxy": gateway.proxy_addr, "admin": gateway.admin_addr})
                 );
             }
-            shutdown_signal().await;
+            serve_signals(&gateway).await;
             tracing::info!("shutdown signal received; finishing in-flight requests");
             gateway.shutdown().await;
             Ok(())
         }
+        Command::Backend {
+            admin_url,
+            json,
+            command,
+        } => backend_cmd::run(&admin_url, json, command).await,
+        Command::Reload { admin_url, json } => backend_cmd::reload(&admin_url, json).await,
         Command::Demo {
             listen,
             admin_listen,
@@ -138,6 +154,44 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Serve until SIGTERM or SIGINT: SIGHUP reloads the configuration file, and the other signals
+/// that would end the process by default (SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM) are logged and
+/// ignored, so that only SIGTERM/SIGINT (graceful) and SIGKILL stop the gateway.
+async fn serve_signals(gateway: &Gateway) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |kind| signal(kind).expect("signal handler");
+        let mut hup = handler(SignalKind::hangup());
+        let mut quit = handler(SignalKind::quit());
+        let mut usr1 = handler(SignalKind::user_defined1());
+        let mut usr2 = handler(SignalKind::user_defined2());
+        let mut alarm = handler(SignalKind::alarm());
+        let stop = shutdown_signal();
+        tokio::pin!(stop);
+        loop {
+            let ignored = tokio::select! {
+                _ = &mut stop => return,
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration file");
+                    gateway.reload().await;
+                    continue;
+                }
+                _ = quit.recv() => "SIGQUIT",
+                _ = usr1.recv() => "SIGUSR1",
+                _ = usr2.recv() => "SIGUSR2",
+                _ = alarm.recv() => "SIGALRM",
+            };
+            tracing::warn!(
+                signal = ignored,
+                "signal ignored (SIGTERM or SIGINT stops the gateway, SIGHUP reloads)"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    shutdown_signal().await
 }
 
 /// SIGTERM or Ctrl-C.

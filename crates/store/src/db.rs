@@ -72,6 +72,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "history_queries",
         include_str!("../migrations/0003_history_queries.sql"),
     ),
+    (
+        4,
+        "backends",
+        include_str!("../migrations/0004_backends.sql"),
+    ),
 ];
 
 /// The migrations for one dialect: the templates with `{{BYTES}}` as `BLOB` or `BYTEA`. The

@@ -10,6 +10,7 @@
 //!
 //! | module | one job |
 //! | --- | --- |
+//! | [`backends`] | `backends`: seeded once from the YAML, then the truth every instance follows |
 //! | [`db`] | [`Store`]: open a pool of either dialect, migrate, the write-transaction helper |
 //! | [`entries`] | `cache_entries` and `query_history`: batched writes, reads, pruning |
 //! | [`modules`] | `filter_modules`: every accepted filter version, which one is active |
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub mod backends;
 pub mod db;
 pub mod entries;
 pub mod fleet;

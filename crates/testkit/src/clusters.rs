@@ -26,6 +26,7 @@ pub fn backend(name: &str, group: &str, url: &str) -> BackendConfig {
         url: url.into(),
         group: group.into(),
         active: true,
+        draining: false,
         external_url: None,
         rewrite_next_uri: false,
         stats: Some(StatsSource::UiApi),

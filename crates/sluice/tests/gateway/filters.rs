@@ -38,6 +38,7 @@ fn set(
     user_queued: &[(&str, u32)],
 ) {
     c.get(name).unwrap().publish(BackendStatus {
+        counted: true,
         health,
         running_queries: running,
         queued_queries: queued,

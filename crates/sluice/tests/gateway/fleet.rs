@@ -73,17 +73,17 @@ async fn slot(gw: &Gw, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn admin(gw: &Gw, method: Method, path: &str, body: &[u8]) -> (StatusCode, Value) {
+pub(crate) async fn admin(gw: &Gw, method: Method, path: &str, body: &[u8]) -> (StatusCode, Value) {
     gw.admin_as(method, path, Some(ADMIN), Bytes::copy_from_slice(body))
         .await
 }
 
 /// How long a condition may take before the test fails: a bound on hanging, not a claim about
 /// speed (the swap-to-visible figures come from `tests/e2e/test_hot_swap.py` and the benchmarks).
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// Poll `probe` every 5 ms until it holds; how long that took. Panics after `limit`.
-async fn within<F, Fut>(limit: Duration, what: &str, mut probe: F) -> Duration
+pub(crate) async fn within<F, Fut>(limit: Duration, what: &str, mut probe: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,

@@ -1,5 +1,6 @@
 //! Gateway integration tests: real fake clusters and a real gateway on ephemeral loopback ports.
 mod admin;
+mod backends;
 mod cache;
 mod filters;
 mod fleet;

@@ -1,0 +1,302 @@
+//! Trino Gateway's backend API, same paths and JSON, so its users' scripts work by changing only
+//! the URL. Every call maps onto a [`Change`] of Sluice's own API (same checks, store, fleet
+//! announcement and roles):
+//!
+//! | Trino Gateway | Sluice |
+//! | --- | --- |
+//! | `POST /entity?entityType=GATEWAY_BACKEND` | upsert |
+//! | `GET /entity/GATEWAY_BACKEND`, `GET /gateway/backend/all` | list |
+//! | `GET /gateway/backend/active` | active backends |
+//! | `POST /gateway/backend/activate/{name}`, `…/deactivate/{name}` | activate, deactivate |
+//! | `POST /gateway/backend/modify/add`, `…/update` | add, update (whole) |
+//! | `POST /gateway/backend/modify/delete` (body: the name) | remove |
+//! | `GET /api/public/backends[/{name}[/state]]` | list, one, its state |
+//! | `POST`, `PUT /api/public/backends`, `DELETE /api/public/backends/{name}` | add, update, remove |
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use sluice_backends::Change;
+use sluice_cluster::{Backend, Health};
+use sluice_config::BackendConfig;
+use sluice_http::Body;
+
+use crate::backends::{json_body, MAX_BODY_BYTES};
+use crate::{error, reply, Admin};
+
+/// Trino Gateway's `ProxyBackendConfiguration`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TgBackend {
+    /// Its name.
+    pub name: String,
+    /// Where requests go.
+    pub proxy_to: String,
+    /// Takes new queries.
+    #[serde(default = "yes")]
+    pub active: bool,
+    /// Routing group.
+    #[serde(default = "adhoc")]
+    pub routing_group: String,
+    /// The URL users see.
+    #[serde(default)]
+    pub external_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn adhoc() -> String {
+    "adhoc".into()
+}
+
+/// Trino Gateway's `ClusterStats` (`GET /api/public/backends/{name}/state`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterStats {
+    cluster_id: String,
+    num_worker_nodes: u32,
+    running_query_count: u32,
+    queued_query_count: u32,
+    trino_status: &'static str,
+    proxy_to: String,
+    external_url: String,
+    routing_group: String,
+    user_queued_count: std::collections::HashMap<String, u32>,
+}
+
+impl TgBackend {
+    fn of(b: &Backend) -> Self {
+        TgBackend {
+            name: b.name().to_string(),
+            proxy_to: b.config.url.clone(),
+            active: b.accepts_new(),
+            routing_group: b.group().to_string(),
+            external_url: Some(
+                b.config
+                    .external_url
+                    .clone()
+                    .unwrap_or_else(|| b.config.url.clone()),
+            ),
+        }
+    }
+
+    /// As a Sluice backend; what Trino Gateway has no field for keeps its value from `old`.
+    fn into_config(self, old: Option<&BackendConfig>) -> BackendConfig {
+        let external_url = self.external_url.filter(|u| *u != self.proxy_to);
+        BackendConfig {
+            name: self.name,
+            url: self.proxy_to.trim_end_matches('/').to_string(),
+            group: self.routing_group,
+            active: self.active,
+            draining: false,
+            external_url,
+            rewrite_next_uri: old.is_some_and(|o| o.rewrite_next_uri),
+            stats: old.and_then(|o| o.stats),
+        }
+    }
+}
+
+fn state(b: &Backend) -> ClusterStats {
+    let s = b.status();
+    let tg = TgBackend::of(b);
+    ClusterStats {
+        cluster_id: tg.name,
+        num_worker_nodes: 0,
+        running_query_count: s.running_queries,
+        queued_query_count: s.queued_queries,
+        trino_status: match s.health {
+            Health::Healthy => "HEALTHY",
+            Health::Unhealthy => "UNHEALTHY",
+            Health::Pending => "PENDING",
+        },
+        proxy_to: tg.proxy_to,
+        external_url: tg.external_url.unwrap_or_default(),
+        routing_group: tg.routing_group,
+        user_queued_count: s.user_queued.clone(),
+    }
+}
+
+/// Whether `path` is one of Trino Gateway's backend endpoints.
+pub fn is_trino_gateway_path(path: &str) -> bool {
+    path == "/entity"
+        || path.starts_with("/entity/")
+        || path.starts_with("/gateway/backend/")
+        || path == "/api/public/backends"
+        || path.starts_with("/api/public/backends/")
+}
+
+impl Admin {
+    fn tg_list(&self, only_active: bool) -> Response<Body> {
+        let list: Vec<TgBackend> = self
+            .cluster
+            .backends()
+            .iter()
+            .filter(|b| !only_active || b.accepts_new())
+            .map(|b| TgBackend::of(b))
+            .collect();
+        reply(StatusCode::OK, &list)
+    }
+
+    /// A Trino Gateway backend applied as `make(config)`; the backend as Trino Gateway shows it.
+    async fn tg_change(
+        &self,
+        req: Request<Incoming>,
+        make: fn(BackendConfig) -> Change,
+    ) -> Response<Body> {
+        let headers = req.headers().clone();
+        let tg = match json_body::<TgBackend>(req).await {
+            Ok(tg) => tg,
+            Err(refused) => return *refused,
+        };
+        let name = tg.name.clone();
+        let old = self.cluster.get(&name).map(|b| b.config.clone());
+        match self
+            .change_backend(make(tg.into_config(old.as_ref())), &headers)
+            .await
+        {
+            Ok(_) => {
+                let shown = self.cluster.get(&name).map(|b| TgBackend::of(&b));
+                reply(StatusCode::OK, &shown)
+            }
+            Err(refused) => *refused,
+        }
+    }
+
+    async fn tg_state(&self, headers: &http::HeaderMap, change: Change) -> Response<Body> {
+        match self.change_backend(change, headers).await {
+            Ok(_) => reply(StatusCode::OK, &serde_json::Value::Null),
+            Err(refused) => *refused,
+        }
+    }
+
+    /// Answer one of Trino Gateway's backend endpoints (see the module's table).
+    pub(crate) async fn trino_gateway(&self, req: Request<Incoming>) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        let headers = req.headers().clone();
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+        let not_found = || {
+            error(
+                StatusCode::NOT_FOUND,
+                format!("no endpoint {method} {path}"),
+            )
+        };
+        match (&method, parts.as_slice()) {
+            (&Method::GET, ["entity"]) => reply(StatusCode::OK, &["GATEWAY_BACKEND"]),
+            (&Method::POST, ["entity"]) => {
+                let entity = form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == "entityType")
+                    .map(|(_, v)| v.into_owned());
+                match entity.as_deref() {
+                    Some("GATEWAY_BACKEND") => self.tg_change(req, Change::Upsert).await,
+                    other => error(
+                        StatusCode::BAD_REQUEST,
+                        format!(
+                            "entityType: {} (only GATEWAY_BACKEND is supported)",
+                            other.unwrap_or("missing")
+                        ),
+                    ),
+                }
+            }
+            (&Method::GET, ["entity", "GATEWAY_BACKEND"]) => self.tg_list(false),
+            (&Method::GET, ["entity", other]) => error(
+                StatusCode::NOT_FOUND,
+                format!("entity type {other}: only GATEWAY_BACKEND is supported"),
+            ),
+            (&Method::GET, ["gateway", "backend", "all"]) => self.tg_list(false),
+            (&Method::GET, ["gateway", "backend", "active"]) => self.tg_list(true),
+            (&Method::POST, ["gateway", "backend", "activate", name]) => {
+                let change = Change::Activate(name.to_string());
+                self.tg_state(&headers, change).await
+            }
+            (&Method::POST, ["gateway", "backend", "deactivate", name]) => {
+                let change = Change::Deactivate(name.to_string());
+                self.tg_state(&headers, change).await
+            }
+            (&Method::POST, ["gateway", "backend", "modify", "add"]) => {
+                self.tg_change(req, Change::Add).await
+            }
+            (&Method::POST, ["gateway", "backend", "modify", "update"]) => {
+                self.tg_change(req, |b| Change::Update(b.name.clone(), patch_of(b)))
+                    .await
+            }
+            (&Method::POST, ["gateway", "backend", "modify", "delete"]) => {
+                match name_body(req).await {
+                    Ok(name) => self.tg_remove(name, &query, &headers).await,
+                    Err(refused) => *refused,
+                }
+            }
+            (&Method::GET, ["api", "public", "backends"]) => self.tg_list(false),
+            (&Method::POST, ["api", "public", "backends"]) => {
+                self.tg_change(req, Change::Add).await
+            }
+            (&Method::PUT, ["api", "public", "backends"]) => {
+                self.tg_change(req, |b| Change::Update(b.name.clone(), patch_of(b)))
+                    .await
+            }
+            (&Method::GET, ["api", "public", "backends", name]) => match self.cluster.get(name) {
+                Some(b) => reply(StatusCode::OK, &TgBackend::of(&b)),
+                None => error(StatusCode::NOT_FOUND, format!("no backend named '{name}'")),
+            },
+            (&Method::GET, ["api", "public", "backends", name, "state"]) => {
+                match self.cluster.get(name) {
+                    Some(b) => reply(StatusCode::OK, &state(&b)),
+                    None => error(StatusCode::NOT_FOUND, format!("no backend named '{name}'")),
+                }
+            }
+            (&Method::DELETE, ["api", "public", "backends", name]) => {
+                self.tg_remove(name.to_string(), &query, &headers).await
+            }
+            _ => not_found(),
+        }
+    }
+
+    async fn tg_remove(
+        &self,
+        name: String,
+        query: &str,
+        headers: &http::HeaderMap,
+    ) -> Response<Body> {
+        let force = form_urlencoded::parse(query.as_bytes())
+            .any(|(k, v)| k == "force" && matches!(&*v, "" | "true" | "1"));
+        match self
+            .change_backend(Change::Remove { name, force }, headers)
+            .await
+        {
+            Ok(_) => reply(StatusCode::OK, &serde_json::Value::Null),
+            Err(refused) => *refused,
+        }
+    }
+}
+
+/// Trino Gateway's update replaces the fields it knows.
+fn patch_of(b: BackendConfig) -> sluice_backends::BackendPatch {
+    sluice_backends::BackendPatch {
+        url: Some(b.url),
+        group: Some(b.group),
+        external_url: Some(b.external_url),
+        stats: None,
+        rewrite_next_uri: None,
+        active: Some(b.active),
+    }
+}
+
+/// The body of `modify/delete`: the name, as plain text or a JSON string.
+async fn name_body(req: Request<Incoming>) -> Result<String, Box<Response<Body>>> {
+    use http_body_util::{BodyExt, Limited};
+    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("body: {e}"))))?
+        .to_bytes();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    let name = serde_json::from_str::<String>(&text).unwrap_or(text);
+    match name.is_empty() {
+        true => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "body: the name of the backend to delete",
+        ))),
+        false => Ok(name),
+    }
+}

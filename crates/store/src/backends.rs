@@ -1,0 +1,219 @@
+//! `backends`: the clusters behind the gateway. The YAML seeds the table once (a marker row in
+//! `gateway_meta` says it was done); after that the table is the truth, changed through the admin
+//! API, and every instance of a fleet follows it.
+use sluice_config::{BackendConfig, StatsSource};
+
+use crate::db::{with_pool, write_tx};
+use crate::{now_ms, Store, StoreError};
+
+const SELECT: &str = "SELECT name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats \
+     FROM backends ORDER BY name";
+const SEEDED: &str = "backends_seeded";
+
+type Row = (
+    String,
+    String,
+    Option<String>,
+    String,
+    bool,
+    bool,
+    bool,
+    Option<String>,
+);
+
+fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
+    let (name, url, external_url, group, active, draining, rewrite_next_uri, stats) = r;
+    let stats = match stats.as_deref() {
+        None => None,
+        Some(s) => Some(StatsSource::parse(s).ok_or_else(|| StoreError::Corrupt {
+            what: "backend stats source",
+            why: format!("'{s}' for backend '{name}'"),
+        })?),
+    };
+    Ok(BackendConfig {
+        name,
+        url,
+        group,
+        active,
+        draining,
+        external_url,
+        rewrite_next_uri,
+        stats,
+    })
+}
+
+/// Bind a backend's columns, in the order of [`INSERT`] and [`UPDATE`], then when and who.
+macro_rules! bind_backend {
+    ($q:expr, $b:expr, $by:expr) => {
+        $q.bind(&$b.name)
+            .bind(&$b.url)
+            .bind(&$b.external_url)
+            .bind(&$b.group)
+            .bind($b.active)
+            .bind($b.draining)
+            .bind($b.rewrite_next_uri)
+            .bind($b.stats.map(StatsSource::as_str))
+            .bind(now_ms())
+            .bind($by)
+    };
+}
+
+const INSERT: &str = "INSERT INTO backends (name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, updated_at, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING";
+const UPDATE: &str = "UPDATE backends SET proxy_url = $2, external_url = $3, routing_group = $4, active = $5, draining = $6, \
+     rewrite_next_uri = $7, stats = $8, updated_at = $9, updated_by = $10 WHERE name = $1";
+
+impl Store {
+    /// Every backend, by name.
+    pub async fn backends(&self) -> Result<Vec<BackendConfig>, StoreError> {
+        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(SELECT).fetch_all(p).await)?;
+        rows.into_iter().map(from_row).collect()
+    }
+
+    /// Write `backends` unless the table was seeded before; whether this call seeded it. Names
+    /// already in the table keep their row.
+    pub async fn seed_backends(
+        &self,
+        backends: &[BackendConfig],
+        by: &str,
+    ) -> Result<bool, StoreError> {
+        const MARK: &str =
+            "INSERT INTO gateway_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+        write_tx!(self, |tx| {
+            let marked = sqlx::query(MARK)
+                .bind(SEEDED)
+                .bind(now_ms().to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if marked == 1 {
+                for b in backends {
+                    bind_backend!(sqlx::query(INSERT), b, by)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            marked == 1
+        })
+    }
+
+    /// Add a backend; false if the name is taken.
+    pub async fn insert_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
+        let n = with_pool!(self, |p| bind_backend!(sqlx::query(INSERT), b, by)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Replace a backend's row (matched by name); false if there is none.
+    pub async fn update_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
+        let n = with_pool!(self, |p| bind_backend!(sqlx::query(UPDATE), b, by)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// Add or replace a backend; whether it was added.
+    pub async fn upsert_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
+        write_tx!(self, |tx| {
+            let n = bind_backend!(sqlx::query(UPDATE), b, by)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if n == 0 {
+                bind_backend!(sqlx::query(INSERT), b, by)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            n == 0
+        })
+    }
+
+    /// Remove a backend; false if there was none.
+    pub async fn delete_backend(&self, name: &str) -> Result<bool, StoreError> {
+        let n = with_pool!(self, |p| sqlx::query(
+            "DELETE FROM backends WHERE name = $1"
+        )
+        .bind(name)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(name: &str, group: &str) -> BackendConfig {
+        BackendConfig {
+            name: name.into(),
+            url: format!("http://{name}:8080"),
+            group: group.into(),
+            active: true,
+            draining: false,
+            external_url: None,
+            rewrite_next_uri: false,
+            stats: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_seed_is_written_once_then_the_table_is_the_truth() {
+        let store = Store::open("sqlite::memory:").unwrap();
+        store.migrate().await.unwrap();
+        assert!(store
+            .seed_backends(&[backend("a", "adhoc"), backend("b", "etl")], "seed")
+            .await
+            .unwrap());
+        assert!(store.delete_backend("b").await.unwrap());
+        // a second seed (a restart, a reload) changes nothing
+        assert!(!store
+            .seed_backends(&[backend("b", "etl"), backend("c", "etl")], "seed")
+            .await
+            .unwrap());
+        let names: Vec<String> = store
+            .backends()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| b.name)
+            .collect();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn insert_refuses_a_taken_name_and_update_an_unknown_one() {
+        let store = Store::open("sqlite::memory:").unwrap();
+        store.migrate().await.unwrap();
+        let mut a = backend("a", "adhoc");
+        assert!(store.insert_backend(&a, "t").await.unwrap());
+        assert!(!store.insert_backend(&a, "t").await.unwrap());
+        a.draining = true;
+        a.active = false;
+        a.stats = Some(StatsSource::Metrics);
+        a.external_url = Some("https://ui".into());
+        assert!(store.update_backend(&a, "t").await.unwrap());
+        let back = &store.backends().await.unwrap()[0];
+        assert!(back.draining && !back.active);
+        assert_eq!(back.stats, Some(StatsSource::Metrics));
+        assert_eq!(back.external_url.as_deref(), Some("https://ui"));
+        assert!(!store
+            .update_backend(&backend("zz", "adhoc"), "t")
+            .await
+            .unwrap());
+        assert!(store
+            .upsert_backend(&backend("b", "etl"), "t")
+            .await
+            .unwrap());
+        assert!(!store
+            .upsert_backend(&backend("b", "adhoc"), "t")
+            .await
+            .unwrap());
+        assert_eq!(store.backends().await.unwrap()[1].group, "adhoc");
+        assert!(!store.delete_backend("zz").await.unwrap());
+    }
+}
