@@ -26,6 +26,17 @@ pub async fn start_gateway(config: Config) -> Gateway {
     panic!("gateway never became ready");
 }
 
+/// A gateway running the configuration file `path` (which a reload reads again), once ready.
+pub async fn start_gateway_from(path: &std::path::Path) -> (Gateway, Config) {
+    let config = Config::load_with(path, &sluice_filters::check_config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::start_from(config.clone(), Some(path.into()), listener, admin)
+        .await
+        .unwrap();
+    (gateway, config)
+}
+
 /// A started gateway plus a client pointed at it.
 pub struct Gw {
     /// The gateway.
@@ -46,6 +57,18 @@ impl Gw {
             gateway,
             client: client::build(&ClientOptions::default()),
             token,
+        };
+        gw.wait_ready().await;
+        gw
+    }
+
+    /// Start the configuration file `path` on two loopback ports and wait until it is ready.
+    pub async fn start_file(path: &std::path::Path) -> Gw {
+        let (gateway, config) = start_gateway_from(path).await;
+        let gw = Gw {
+            gateway,
+            client: client::build(&ClientOptions::default()),
+            token: config.admin.tokens.iter().find_map(|t| t.token.clone()),
         };
         gw.wait_ready().await;
         gw

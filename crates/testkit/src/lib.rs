@@ -21,7 +21,8 @@ pub mod servers;
 pub use clusters::{backend, cluster, cluster_with, config, fake_clusters};
 pub use fake_trino::{FakeOptions, FakeTrino};
 pub use gateway::{
-    cache_stats, json, l3_state, owner, send, start_gateway, start_query, wait_drained, Gw,
+    cache_stats, json, l3_state, owner, send, start_gateway, start_gateway_from, start_query,
+    wait_drained, Gw,
 };
 pub use servers::{free_port, temp_sqlite, PgServer, RedisServer, TempSqlite};
 

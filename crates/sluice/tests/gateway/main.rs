@@ -8,5 +8,6 @@ mod groups;
 mod health;
 mod history;
 mod proxying;
+mod reload;
 mod shutdown;
 mod stickiness;
