@@ -3,6 +3,7 @@ ports, driven by the real Python `trino` client. Every process started is stoppe
 import json
 import concurrent.futures
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -217,3 +218,20 @@ def shared_fleet(procs, tmp_path, db_url, instances, pages, **sections):
         procs.append(gw)
         gateways.append(gw)
     return gateways, fakes
+
+
+def haproxy(tmp_path, servers):
+    assert shutil.which("haproxy"), "haproxy is required (.ci/run installs it)"
+    port = free_port()
+    lines = [
+        "global", "  maxconn 4096",
+        "defaults", "  mode http", "  timeout connect 2s", "  timeout client 60s", "  timeout server 60s",
+        # close the server side after each response, so every request is balanced on its own
+        "  option http-server-close",
+        "frontend trino", f"  bind 127.0.0.1:{port}", "  default_backend sluice",
+        "backend sluice", "  balance roundrobin",
+    ]
+    lines += [f"  server s{i} {addr}" for i, addr in enumerate(servers)]
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text("\n".join(lines) + "\n")
+    return Daemon(["haproxy", "-db", "-f", str(cfg)], port), port

@@ -1,29 +1,11 @@
 """Several Sluice instances as one: 3 gateways share one Redis behind a real round-robin HAProxy,
 and the real Python trino client runs 300 concurrent multi-page queries through it."""
-import shutil
 import subprocess
 
 import pytest
 import trino
 
-from conftest import Daemon, concurrently, free_port, http_json, shared_fleet, wait_until
-
-
-def haproxy(tmp_path, servers):
-    assert shutil.which("haproxy"), "haproxy is required (.ci/run installs it)"
-    port = free_port()
-    lines = [
-        "global", "  maxconn 4096",
-        "defaults", "  mode http", "  timeout connect 2s", "  timeout client 60s", "  timeout server 60s",
-        # close the server side after each response, so every request is balanced on its own
-        "  option http-server-close",
-        "frontend trino", f"  bind 127.0.0.1:{port}", "  default_backend sluice",
-        "backend sluice", "  balance roundrobin",
-    ]
-    lines += [f"  server s{i} {addr}" for i, addr in enumerate(servers)]
-    cfg = tmp_path / "haproxy.cfg"
-    cfg.write_text("\n".join(lines) + "\n")
-    return Daemon(["haproxy", "-db", "-f", str(cfg)], port), port
+from conftest import concurrently, haproxy, http_json, shared_fleet, wait_until
 
 
 def test_three_instances_behind_haproxy_route_every_follow_up(procs, tmp_path, fleet_db):

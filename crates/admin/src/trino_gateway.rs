@@ -7,7 +7,8 @@
 //! | `POST /entity?entityType=GATEWAY_BACKEND` | upsert |
 //! | `GET /entity/GATEWAY_BACKEND`, `GET /gateway/backend/all` | list |
 //! | `GET /gateway/backend/active` | active backends |
-//! | `POST /gateway/backend/activate/{name}`, `…/deactivate/{name}` | activate, deactivate |
+//! | `POST /gateway/backend/activate/{name}` | activate |
+//! | `POST /gateway/backend/deactivate/{name}` | drain: the same routing as a deactivation (no new queries, running ones finish), and the backend reports `drained` once it runs nothing |
 //! | `POST /gateway/backend/modify/add`, `…/update` | add, update (whole) |
 //! | `POST /gateway/backend/modify/delete` (body: the name) | remove |
 //! | `GET /api/public/backends[/{name}[/state]]` | list, one, its state |
@@ -211,7 +212,7 @@ impl Admin {
                 self.tg_state(&headers, change).await
             }
             (&Method::POST, ["gateway", "backend", "deactivate", name]) => {
-                let change = Change::Deactivate(name.to_string());
+                let change = Change::Drain(name.to_string());
                 self.tg_state(&headers, change).await
             }
             (&Method::POST, ["gateway", "backend", "modify", "add"]) => {

@@ -190,7 +190,9 @@ async fn trino_gateway_api_same_paths_and_json() {
     let (_, active) = admin(&gw, Method::GET, "/gateway/backend/active", b"").await;
     assert_eq!(active.as_array().unwrap().len(), 1);
     assert_eq!(active[0]["name"], "trino-1");
-    assert_eq!(state(&gw, "trino-2").await["state"], "inactive");
+    // Trino Gateway's deactivation is a drain: it also says when the backend runs nothing
+    let st = state(&gw, "trino-2").await["state"].clone();
+    assert!(st == "draining" || st == "drained", "{st}");
     let (status, _) = admin(&gw, Method::POST, "/gateway/backend/activate/trino-2", b"").await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = admin(&gw, Method::POST, "/gateway/backend/activate/nosuch", b"").await;
