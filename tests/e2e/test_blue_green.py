@@ -177,3 +177,36 @@ def test_sighup_with_a_broken_file_keeps_serving(procs, tmp_path):
     out = os.popen(f"SLUICE_ADMIN_TOKEN={TOKEN} {gw.args[0]} reload --admin-url {gw.admin}").read()
     assert out.startswith("reloaded"), out
     assert gw.stop(signal.SIGTERM) == 0
+
+
+def cli(gw, *args, ok=True):
+    import subprocess
+    out = subprocess.run([gw.args[0], "backend", "--admin-url", gw.admin, *args], capture_output=True, text=True,
+                         env={**os.environ, "SLUICE_ADMIN_TOKEN": TOKEN}, timeout=60)
+    assert (out.returncode == 0) == ok, (args, out.stdout, out.stderr)
+    return out.stdout + out.stderr
+
+
+def test_the_backend_cli_changes_the_fleet_and_fails_with_the_servers_message(procs, tmp_path):
+    blue, green = Fake("blue"), Fake("green")
+    procs.extend([blue, green])
+    cfg = write_config(tmp_path, [("blue", "adhoc", blue.url)], admin=ADMIN,
+                       health="{ interval_ms: 100, timeout_ms: 300, stats: ui_api }")
+    gw = Gateway(cfg)
+    procs.append(gw)
+    assert "backend green" in cli(gw, "add", "green", green.url, "--group", "adhoc")
+    assert "409" in cli(gw, "add", "green", green.url, ok=False)
+    assert "url:" in cli(gw, "add", "x", "ftp://nope", ok=False)
+    assert "404" in cli(gw, "drain", "nosuch", ok=False)
+    out = cli(gw, "update", "green", "--external-url", "https://green.example")
+    assert "green" in out
+    assert backend(gw.admin, "green")["external_url"] == "https://green.example"
+    cli(gw, "update", "green", "--external-url", "")
+    assert backend(gw.admin, "green")["external_url"] is None
+    # a drain with --wait returns once blue runs nothing
+    out = cli(gw, "drain", "blue", "--wait", "--timeout-s", "30")
+    assert "drained" in out, out
+    listing = cli(gw, "list")
+    assert "blue" in listing and "drained" in listing and "green" in listing, listing
+    assert "removed" in cli(gw, "remove", "blue")
+    assert json.loads(cli(gw, "list", "--json"))[0]["name"] == "green"

@@ -16,12 +16,12 @@
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use sluice_backends::Change;
+use sluice_backends::{Change, ChangeError};
 use sluice_cluster::{Backend, Health};
 use sluice_config::BackendConfig;
 use sluice_http::Body;
 
-use crate::backends::{json_body, MAX_BODY_BYTES};
+use crate::backends::{change_status, json_body, MAX_BODY_BYTES};
 use crate::{error, reply, Admin};
 
 /// Trino Gateway's `ProxyBackendConfiguration`.
@@ -151,15 +151,27 @@ impl Admin {
         };
         let name = tg.name.clone();
         let old = self.cluster.get(&name).map(|b| b.config.clone());
+        let by = crate::auth::Tokens::who(&headers);
         match self
-            .change_backend(make(tg.into_config(old.as_ref())), &headers)
+            .backends
+            .apply(make(tg.into_config(old.as_ref())), &by)
             .await
         {
             Ok(_) => {
                 let shown = self.cluster.get(&name).map(|b| TgBackend::of(&b));
                 reply(StatusCode::OK, &shown)
             }
-            Err(refused) => *refused,
+            // name the field as Trino Gateway's JSON does
+            Err(ChangeError::Invalid(mut invalid)) => {
+                invalid.path = match invalid.path.as_str() {
+                    "url" => "proxyTo".into(),
+                    "group" => "routingGroup".into(),
+                    "external_url" => "externalUrl".into(),
+                    other => other.into(),
+                };
+                error(StatusCode::BAD_REQUEST, invalid.to_string())
+            }
+            Err(e) => error(change_status(&e), e.to_string()),
         }
     }
 

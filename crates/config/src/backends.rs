@@ -41,6 +41,18 @@ impl BackendConfig {
         if self.name.trim().is_empty() {
             return Err(Invalid::new("name", "must not be empty"));
         }
+        // it appears in API paths (`/api/v1/backends/{name}`) and in logs
+        let odd =
+            |c: char| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#' | '%');
+        if self.name.len() > 128 || self.name.chars().any(odd) {
+            return Err(Invalid::new(
+                "name",
+                format!(
+                    "'{}': at most 128 characters, without spaces or / ? # %",
+                    self.name.escape_default()
+                ),
+            ));
+        }
         check_http_url("url", &self.url)?;
         if let Some(ext) = &self.external_url {
             check_url_syntax("external_url", ext)?;
