@@ -33,7 +33,8 @@ impl BackendSearch {
     /// The backend that knows `query_id`, if one answers in time.
     pub async fn find(&self, query_id: &str) -> Option<Arc<Backend>> {
         let backends = self.cluster.backends();
-        let asks = backends.iter().filter(|b| b.config.active).map(|b| {
+        // every backend: a deactivated or draining one still owns its running queries
+        let asks = backends.iter().map(|b| {
             let b = b.clone();
             let uri = format!("{}/v1/query/{query_id}", b.config.url.trim_end_matches('/'));
             let client = self.client.clone();

@@ -350,3 +350,28 @@ async fn a_change_on_one_instance_reaches_the_others_by_announcement_or_by_poll(
         gw.stop().await;
     }
 }
+
+#[tokio::test]
+async fn the_owner_search_still_asks_a_draining_backend() {
+    let (blue, green) = (cluster("blue").await, cluster("green").await);
+    let gw = Gw::start(fast(&[
+        ("blue", "adhoc", &blue.url()),
+        ("green", "adhoc", &green.url()),
+    ]))
+    .await;
+    // a query this instance never saw (another instance, or before a restart) runs on blue
+    let id = start_query(&gw.client, &blue.url()).await;
+    let (status, _) = admin(&gw, Method::POST, "/api/v1/backends/blue/drain", b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = gw
+        .call(
+            Method::GET,
+            &format!("/v1/query/{id}"),
+            &[("X-Trino-User", "test")],
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json(&body)["queryId"], id.as_str());
+    gw.stop().await;
+}
