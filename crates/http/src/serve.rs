@@ -62,6 +62,8 @@ pub async fn serve<H, F>(
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
+            // a client may shut its write side once the request is sent; it still gets the answer
+            .half_close(true)
             .serve_connection(TokioIo::new(stream), svc);
         let watched = graceful.watch(conn);
         connections.spawn(async move {

@@ -229,3 +229,25 @@ async fn the_fake_coordinator_forgets_the_oldest_unpolled_queries_beyond_its_cap
     assert_eq!(get(next[1].clone()).await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(next[4].clone()).await.0, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = cluster("adhoc-1").await;
+    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
+    for request in [
+        "POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 8\r\nConnection: close\r\n\r\nSELECT 1",
+        "GET /v1/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+        s.write_all(request.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap(); // FIN: nothing more will be sent
+        let mut answer = String::new();
+        tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_string(&mut answer))
+            .await
+            .expect("an answer, not a hang")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{request}: {answer}");
+    }
+    gw.stop().await;
+}
