@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Request;
-use sluice_cluster::{Backend, Cluster};
+use sluice_cluster::{Backend, Cluster, Credentials};
 use sluice_http::client::{self, Client, ClientOptions};
 
 /// Marks search probes (so logs, and the fake coordinator, can tell them from follow-ups).
@@ -15,18 +15,18 @@ pub struct BackendSearch {
     cluster: Arc<Cluster>,
     client: Client,
     timeout: Duration,
-    user: String,
+    credentials: Credentials,
 }
 
 impl BackendSearch {
-    /// A search over `cluster`'s backends, sending `user` as `X-Trino-User`.
-    pub fn new(cluster: Arc<Cluster>, timeout: Duration, user: String) -> Self {
+    /// A search over `cluster`'s backends, authenticated with `credentials`.
+    pub fn new(cluster: Arc<Cluster>, timeout: Duration, credentials: Credentials) -> Self {
         let client = client::build(&ClientOptions::connect_within(timeout).pool(4));
         Self {
             cluster,
             client,
             timeout,
-            user,
+            credentials,
         }
     }
 
@@ -38,10 +38,10 @@ impl BackendSearch {
             let b = b.clone();
             let uri = format!("{}/v1/query/{query_id}", b.config.url.trim_end_matches('/'));
             let client = self.client.clone();
-            let user = self.user.clone();
+            let credentials = self.credentials.clone();
             Box::pin(async move {
-                let req = Request::get(uri)
-                    .header("X-Trino-User", user)
+                let req = credentials
+                    .apply(Request::get(uri))
                     .header(SEARCH_HEADER, "1")
                     .body(sluice_http::empty_body())
                     .ok()?;

@@ -12,7 +12,7 @@ use sluice_config::{HealthConfig, StatsSource};
 use sluice_http::client::{self, Client, ClientOptions};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Backend, BackendStatus, Cluster, Health};
+use crate::{Backend, BackendStatus, Cluster, Credentials, Health};
 
 /// Why one poll request failed (it makes the backend UNHEALTHY, with this as the reason).
 #[derive(Debug, thiserror::Error)]
@@ -220,13 +220,10 @@ impl HealthPoller {
     async fn get(&self, backend: &Backend, path: &str) -> Result<Bytes, PollError> {
         let config = self.config.load();
         let uri = format!("{}{}", backend.config.url.trim_end_matches('/'), path);
-        let mut req = Request::get(uri)
-            .header("X-Trino-User", &config.user)
-            .header(header::ACCEPT, "application/json, text/plain");
-        if let Some(password) = &config.password {
-            req = req.header(header::AUTHORIZATION, basic_auth(&config.user, password));
-        }
-        let req = req.body(sluice_http::empty_body())?;
+        let req = Request::get(uri).header(header::ACCEPT, "application/json, text/plain");
+        let req = credentials(&config)
+            .apply(req)
+            .body(sluice_http::empty_body())?;
         let timeout = Duration::from_millis(config.timeout_ms);
         let fut = async {
             let resp = self.client.request(req).await?;
@@ -261,10 +258,13 @@ pub fn metric_value(text: &str, name: &str) -> Option<f64> {
         })
 }
 
-fn basic_auth(user: &str, password: &str) -> String {
-    use base64::Engine;
-    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-    format!("Basic {token}")
+/// The credentials `health` configures.
+pub fn credentials(health: &HealthConfig) -> Credentials {
+    Credentials::new(
+        &health.user,
+        health.password.as_deref(),
+        health.bearer_token.as_deref(),
+    )
 }
 
 #[cfg(test)]
@@ -286,14 +286,5 @@ mod tests {
             Some(3.0)
         );
         assert_eq!(metric_value(text, "missing"), None);
-    }
-
-    #[test]
-    fn basic_auth_is_rfc7617_base64() {
-        assert_eq!(
-            basic_auth("Aladdin", "open sesame"),
-            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
-        );
-        assert_eq!(basic_auth("a", "b"), "Basic YTpi");
     }
 }

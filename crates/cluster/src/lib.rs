@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | this file | [`Cluster`]: the backend list, replaced whole when it changes |
 //! | [`backend`] | [`Backend`] (one cluster: config, status, load estimate) and its [`BackendState`] |
+//! | [`credentials`] | [`Credentials`]: user with password or bearer token, for Sluice's own requests |
 //! | [`health`] | [`health::HealthPoller`]: `GET /v1/info` plus running/queued counts, PENDING → HEALTHY/UNHEALTHY |
 //!
 //! The backend list is an [`ArcSwap`] (replaced whole when the list changes) and each backend's
@@ -19,9 +20,11 @@ use arc_swap::ArcSwap;
 use sluice_config::{BackendConfig, StatsSource};
 
 pub mod backend;
+pub mod credentials;
 pub mod health;
 
 pub use backend::{Backend, BackendState, BackendStatus, Health};
+pub use credentials::Credentials;
 
 /// All backends, lock-free to read.
 #[derive(Debug)]

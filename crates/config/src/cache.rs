@@ -62,7 +62,8 @@ pub struct ValkeyConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SearchConfig {
-    /// Ask every active backend `GET /v1/query/{id}` when no tier knows the id (default true).
+    /// Ask every backend (inactive and draining too) `GET /v1/query/{id}` when no tier knows the
+    /// id (default true).
     #[serde(default = "defaults::yes")]
     pub enabled: bool,
     /// Time limit of the search (default 1000 ms).
@@ -72,12 +73,30 @@ pub struct SearchConfig {
     /// ids cannot fan out to the clusters.
     #[serde(default = "defaults::negative_ttl")]
     pub negative_ttl_ms: u64,
+    /// User the search sends (default: `health.user`, with `health`'s password or token).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Basic auth password of the search's own user (use `${VAR}`).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Bearer token of the search's own user (use `${VAR}`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
 }
 
 impl CacheConfig {
     /// Each tier's settings.
     pub fn validate(&self) -> Result<(), Invalid> {
         positive("ttl_seconds", self.l1.ttl_seconds).map_err(|e| e.under("l1"))?;
+        let s = &self.search;
+        if s.password.as_deref().is_some_and(|p| !p.is_empty())
+            && s.bearer_token.as_deref().is_some_and(|t| !t.is_empty())
+        {
+            return Err(Invalid::new(
+                "search.bearer_token",
+                "set a password or a bearer token, not both",
+            ));
+        }
         self.valkey.validate().map_err(|e| e.under("valkey"))
     }
 }

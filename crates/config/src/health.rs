@@ -20,9 +20,13 @@ pub struct HealthConfig {
     /// User sent as `X-Trino-User` (and Basic auth user when `password` is set) on stats requests.
     #[serde(default = "defaults::health_user")]
     pub user: String,
-    /// Password for Basic auth on stats requests, for clusters that require it.
+    /// Password for Basic auth on stats requests, for clusters that require it (use
+    /// `${VAR}`: no secret in the file).
     #[serde(default)]
     pub password: Option<String>,
+    /// Bearer token on stats requests instead of a password (use `${VAR}`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
     /// Metric names read when `stats: metrics`.
     #[serde(default)]
     pub metrics: MetricNames,
@@ -78,6 +82,14 @@ impl HealthConfig {
     /// Positive interval and time limit.
     pub fn validate(&self) -> Result<(), Invalid> {
         positive("interval_ms", self.interval_ms)?;
+        if self.password.as_deref().is_some_and(|p| !p.is_empty())
+            && self.bearer_token.as_deref().is_some_and(|t| !t.is_empty())
+        {
+            return Err(Invalid::new(
+                "bearer_token",
+                "set a password or a bearer token, not both",
+            ));
+        }
         positive("timeout_ms", self.timeout_ms)
     }
 }

@@ -215,7 +215,7 @@ async fn latencies(redis: &RedisServer) {
         Some(BackendSearch::new(
             cluster,
             Duration::from_secs(1),
-            "bench".into(),
+            sluice_cluster::Credentials::new("bench", None, None),
         )),
     );
     let (p50, p99) = measure(n.min(2000), |_| {

@@ -146,6 +146,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     honor_forwarded: !ignore_forwarded,
                     starting: false,
                     max_queries,
+                    require_authorization: None,
                 },
             )?;
             println!("{}", serde_json::json!({"addr": fake.addr}));

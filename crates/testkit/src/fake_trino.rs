@@ -47,6 +47,9 @@ pub struct FakeOptions {
     /// Keep at most this many queries (0: all), forgetting the oldest never polled first, so a
     /// long benchmark does not grow the table (and stall on its rehashes) without bound.
     pub max_queries: usize,
+    /// Answer 401 to any request without exactly this `Authorization` header (a cluster with
+    /// authentication), when set.
+    pub require_authorization: Option<String>,
 }
 
 impl Default for FakeOptions {
@@ -60,6 +63,7 @@ impl Default for FakeOptions {
             honor_forwarded: true,
             starting: false,
             max_queries: 0,
+            require_authorization: None,
         }
     }
 }

@@ -136,3 +136,65 @@ async fn health_and_readiness_endpoints() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn clusters_with_authentication_are_polled_and_searched_with_the_configured_credentials() {
+    let secure = cluster_with(FakeOptions {
+        name: "secure".into(),
+        require_authorization: Some("Bearer tok-123".into()),
+        ..Default::default()
+    })
+    .await;
+    // a query the gateway never saw, started by a client that authenticates itself
+    let client = sluice_http::client::build(&Default::default());
+    let req = http::Request::post(format!("{}/v1/statement", secure.url()))
+        .header("X-Trino-User", "u")
+        .header("authorization", "Bearer tok-123")
+        .body(sluice_http::full_body(bytes::Bytes::from_static(
+            b"SELECT 1",
+        )))
+        .unwrap();
+    let (status, body) = send(&client, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = json(&body)["id"].as_str().unwrap().to_string();
+    let follow = |gw: &Gw| {
+        let path = format!("/v1/query/{id}");
+        let gw_url = gw.url(&path);
+        let client = gw.client.clone();
+        async move {
+            let req = http::Request::get(gw_url)
+                .header("X-Trino-User", "u")
+                .header("authorization", "Bearer tok-123")
+                .body(sluice_http::empty_body())
+                .unwrap();
+            send(&client, req).await.0
+        }
+    };
+
+    let mut c = config(&[("secure", "adhoc", &secure.url())]);
+    c.health.bearer_token = Some("tok-123".into());
+    let gw = Gw::start(c.clone()).await;
+    assert_eq!(gw.backend_health("secure").await, "HEALTHY");
+    assert_eq!(
+        follow(&gw).await,
+        StatusCode::OK,
+        "the search found the owner"
+    );
+    gw.stop().await;
+
+    // the search's own credentials win over the health checks': a wrong token finds nothing
+    c.cache.search.bearer_token = Some("wrong".into());
+    let gw = Gw::start(c.clone()).await;
+    assert_eq!(gw.backend_health("secure").await, "HEALTHY");
+    assert_eq!(follow(&gw).await, StatusCode::NOT_FOUND);
+    gw.stop().await;
+
+    // without credentials the cluster refuses the health check, and says why
+    c.health.bearer_token = None;
+    c.cache.search.bearer_token = None;
+    let gw = Gw::start(c).await;
+    assert_eq!(gw.backend_health("secure").await, "UNHEALTHY");
+    let reason = gw.backend_status("secure").await["reason"].to_string();
+    assert!(reason.contains("401"), "{reason}");
+    gw.stop().await;
+}

@@ -17,6 +17,16 @@ impl Fake {
     pub(super) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
+        if let Some(expected) = &self.opts.require_authorization {
+            if header_str(&parts.headers, "authorization") != Some(expected.as_str()) {
+                let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized");
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"Trino\"".parse().unwrap(),
+                );
+                return resp;
+            }
+        }
         *self.last_forwarded.lock().unwrap() = forwarded_view(&parts.headers);
         let base = self.base_url(&parts.headers);
         let path = parts.uri.path().to_string();
