@@ -174,10 +174,13 @@ impl Proxy {
             .to_bytes();
 
         let mut request = QueryRequest::from_http(&parts.headers, &sql);
-        if let Some(target) = std::str::from_utf8(&sql)
-            .ok()
-            .and_then(kill_query::target_query_id)
-        {
+        let session = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let kill = kill_query::target_query_id(
+            &sql,
+            session("x-trino-catalog"),
+            session("x-trino-schema"),
+        );
+        if let Some(target) = kill {
             let location = self
                 .locator
                 .locate(&target)
@@ -200,7 +203,8 @@ impl Proxy {
         }
 
         if self.routing.wants_sql_objects() {
-            request.extract_sql_objects();
+            // the whole statement, not only the text routers get
+            request.extract_sql_objects_from(&String::from_utf8_lossy(&sql));
         }
         let mut excluded: Vec<String> = Vec::new();
         loop {

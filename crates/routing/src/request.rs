@@ -8,17 +8,19 @@ use crate::sql;
 /// Longest query text handed to a router; longer text is cut and flagged.
 pub const MAX_QUERY_TEXT: usize = 64 * 1024;
 
-/// Headers copied into [`QueryRequest::headers`] (lower-case).
-const SELECTED_HEADERS: &[&str] = &[
-    "x-trino-catalog",
-    "x-trino-schema",
-    "x-trino-time-zone",
-    "x-trino-language",
-    "x-trino-trace-token",
-    "x-trino-client-info",
-    "x-trino-session",
-    "user-agent",
+/// Headers never handed to routers: credentials, and the framing of the request.
+const WITHHELD_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-trino-extra-credential",
+    "content-length",
+    "transfer-encoding",
+    "connection",
 ];
+
+/// At most this many headers are handed to routers (the first ones, in request order).
+const MAX_HEADERS: usize = 64;
 
 /// What a router knows about a new query.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,7 +33,8 @@ pub struct QueryRequest {
     pub client_tags: Vec<String>,
     /// `X-Trino-Routing-Group`, if sent.
     pub routing_group: Option<String>,
-    /// A selection of other headers (lower-case names).
+    /// Every request header but credentials and framing (lower-case names, in request order;
+    /// a repeated header appears once per value).
     pub headers: Vec<(String, String)>,
     /// The SQL text, cut at [`MAX_QUERY_TEXT`] bytes.
     pub query_text: String,
@@ -74,9 +77,16 @@ impl QueryRequest {
                 })
                 .unwrap_or_default(),
             routing_group: get("x-trino-routing-group"),
-            headers: SELECTED_HEADERS
+            headers: headers
                 .iter()
-                .filter_map(|h| get(h).map(|v| (h.to_string(), v)))
+                .filter(|(name, _)| !WITHHELD_HEADERS.contains(&name.as_str()))
+                .filter_map(|(name, v)| {
+                    Some((
+                        name.as_str().to_string(),
+                        v.to_str().ok()?.trim().to_string(),
+                    ))
+                })
+                .take(MAX_HEADERS)
                 .collect(),
             query_text,
             query_text_truncated: truncated,
@@ -86,20 +96,30 @@ impl QueryRequest {
         }
     }
 
-    /// Parse the SQL and fill `catalogs`, `schemas` and `tables`, qualified with the session's
-    /// `X-Trino-Catalog` / `X-Trino-Schema`.
+    /// [`QueryRequest::extract_sql_objects_from`] the (possibly cut) `query_text`.
     pub fn extract_sql_objects(&mut self) {
+        let text = std::mem::take(&mut self.query_text);
+        self.extract_sql_objects_from(&text);
+        self.query_text = text;
+    }
+
+    /// Read the whole statement `sql` (not only the text handed to routers) and fill
+    /// `catalogs`, `schemas` and `tables`, qualified with the session's `X-Trino-Catalog` /
+    /// `X-Trino-Schema`; `EXECUTE name` reads `X-Trino-Prepared-Statement`.
+    pub fn extract_sql_objects_from(&mut self, sql: &str) {
         let header = |name: &str| {
             self.headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
+                .filter(|v| !v.is_empty())
         };
-        let objects = sql::objects(
-            &self.query_text,
-            header("x-trino-catalog"),
-            header("x-trino-schema"),
-        );
+        let session = sql::Session {
+            catalog: header("x-trino-catalog"),
+            schema: header("x-trino-schema"),
+            prepared: header("x-trino-prepared-statement"),
+        };
+        let objects = sql::objects(sql, &session);
         self.catalogs = objects.catalogs;
         self.schemas = objects.schemas;
         self.tables = objects.tables;
@@ -144,11 +164,24 @@ mod tests {
             "label=special, nightly".parse().unwrap(),
         );
         h.insert("x-trino-catalog", "hive".parse().unwrap());
+        h.insert("x-team", "growth".parse().unwrap());
+        h.insert(header::AUTHORIZATION, "Bearer secret".parse().unwrap());
+        h.insert(header::COOKIE, "session=secret".parse().unwrap());
         let q = QueryRequest::from_http(&h, b"SELECT 1");
         assert_eq!(q.user.as_deref(), Some("alice"));
         assert_eq!(q.source.as_deref(), Some("airflow"));
         assert_eq!(q.client_tags, vec!["label=special", "nightly"]);
-        assert_eq!(q.headers, vec![("x-trino-catalog".into(), "hive".into())]);
+        // any header a rule may want, never a credential
+        let names: Vec<&str> = q.headers.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            names.contains(&"x-trino-catalog") && names.contains(&"x-team"),
+            "{names:?}"
+        );
+        assert!(
+            !q.headers.iter().any(|(_, v)| v.contains("secret")),
+            "{:?}",
+            q.headers
+        );
         assert_eq!(q.query_text, "SELECT 1");
         assert!(!q.query_text_truncated);
     }

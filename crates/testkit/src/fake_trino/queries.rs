@@ -14,7 +14,15 @@ use super::routes::{json_resp, text};
 use super::{Fake, Query, State};
 
 impl Fake {
-    pub(super) fn create(&self, base: &str, sql: String, user: String) -> Response<Body> {
+    /// A new query; `session` is the client's (catalog, schema), which `CALL kill_query`
+    /// resolves against as Trino does.
+    pub(super) fn create(
+        &self,
+        base: &str,
+        sql: String,
+        user: String,
+        session: (Option<&str>, Option<&str>),
+    ) -> Response<Body> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("20261124_000000_{seq:05}_{}", self.suffix);
         let slug = format!("y{:08x}", rand::rng().random::<u32>());
@@ -22,7 +30,7 @@ impl Fake {
             .queries_created
             .fetch_add(1, Ordering::Relaxed);
 
-        if let Some(target) = kill_query::target_query_id(&sql) {
+        if let Some(target) = kill_query::target_query_id(sql.as_bytes(), session.0, session.1) {
             let owned = self.with_query(&target, |q| {
                 if matches!(q.state, State::Queued | State::Running) {
                     q.state = State::Failed;

@@ -41,7 +41,11 @@ impl Fake {
                 let user = header_str(&parts.headers, "x-trino-user")
                     .unwrap_or("unknown")
                     .to_string();
-                self.create(&base, sql, user)
+                let session = (
+                    header_str(&parts.headers, "x-trino-catalog"),
+                    header_str(&parts.headers, "x-trino-schema"),
+                );
+                self.create(&base, sql, user, session)
             }
             (_, ["v1", "statement", "queued" | "executing", id, slug, token]) => {
                 let token: u32 = token.parse().unwrap_or(u32::MAX);
