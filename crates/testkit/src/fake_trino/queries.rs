@@ -84,6 +84,7 @@ impl Fake {
         } else {
             format!("{base}/v1/statement/executing/{id}/{slug}/0")
         };
+        let sql_text = sql.clone();
         let mut queries = self.queries.lock().unwrap();
         queries.insert(
             id.clone(),
@@ -114,11 +115,19 @@ impl Fake {
             }
         }
         drop(queries);
-        json_resp(
+        let mut resp = json_resp(
             StatusCode::OK,
             json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "nextUri": next,
                    "stats": stats(state.as_str()), "warnings": []}),
-        )
+        );
+        // `PREPARE name FROM statement`: the client keeps it and sends it back in
+        // X-Trino-Prepared-Statement, as with Trino
+        if let Some(added) = added_prepare(&sql_text) {
+            if let Ok(v) = http::HeaderValue::from_str(&added) {
+                resp.headers_mut().insert("x-trino-added-prepare", v);
+            }
+        }
+        resp
     }
 
     pub(super) fn advance(&self, base: &str, id: &str, queued: bool, token: u32) -> Response<Body> {
@@ -202,4 +211,20 @@ fn failed(id: &str, base: &str, name: &str, message: &str) -> Value {
     json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "stats": stats("FAILED"), "warnings": [],
            "error": {"message": message, "errorCode": 1, "errorName": name, "errorType": "USER_ERROR",
                      "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message, "suppressed": [], "stack": []}}})
+}
+
+/// `name=url-encoded statement` for a `PREPARE name FROM statement`.
+fn added_prepare(sql: &str) -> Option<String> {
+    let rest = sql.trim_start();
+    let (word, rest) = rest.split_once(char::is_whitespace)?;
+    if !word.eq_ignore_ascii_case("prepare") {
+        return None;
+    }
+    let (name, rest) = rest.trim_start().split_once(char::is_whitespace)?;
+    let (from, statement) = rest.trim_start().split_once(char::is_whitespace)?;
+    if !from.eq_ignore_ascii_case("from") {
+        return None;
+    }
+    let encoded: String = form_urlencoded::byte_serialize(statement.trim().as_bytes()).collect();
+    Some(format!("{name}={encoded}"))
 }
