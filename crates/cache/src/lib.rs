@@ -7,12 +7,14 @@
 //! | --- | --- |
 //! | [`tiered`] | [`TieredCache`]: any key through the tiers; filters reach it (namespaced) through the WIT `cache` interface |
 //! | [`locator`] | [`QueryLocator`]: query id → [`QueryLocation`], with the search and a negative cache |
+//! | [`invalidate`] | a delete announced on Valkey drops the key from every instance's L1 |
 //! | [`l2_redis`] | [`l2_redis::L2`]: the shared tier, with a time limit per operation and a health flag |
 //! | [`search`] | [`search::BackendSearch`]: ask every backend `GET /v1/query/{id}` |
 //! | [`pubsub`] | [`pubsub::listen`]: stay subscribed to a channel, reconnecting, for fleet announcements |
 //! | [`metrics`] | hits, misses, errors and latency per tier, for `/metrics` |
 #![forbid(unsafe_code)]
 
+pub mod invalidate;
 pub mod l2_redis;
 pub mod locator;
 pub mod metrics;

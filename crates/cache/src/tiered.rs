@@ -45,6 +45,8 @@ pub struct TieredCache {
     l2: Option<Arc<L2>>,
     l3: Option<Arc<L3>>,
     metrics: CacheMetrics,
+    /// This process among the instances sharing L2 (deletes it announces are not for itself).
+    pub(crate) instance: String,
 }
 
 impl TieredCache {
@@ -58,6 +60,7 @@ impl TieredCache {
             l2,
             l3: None,
             metrics,
+            instance: crate::invalidate::instance_tag(),
         }
     }
 
@@ -226,12 +229,27 @@ impl TieredCache {
         }
     }
 
-    /// Remove from every tier.
+    /// Remove from every tier, and from the L1 of every instance sharing L2 (announced on
+    /// [`crate::invalidate::CHANNEL`]); L3 deletes it now and again after any queued write.
     pub async fn delete(&self, key: &str) {
         self.l1.invalidate(key);
+        if let Some(l3) = &self.l3 {
+            l3.delete(key).await;
+        }
         if let Some(l2) = &self.l2 {
             self.l2_result(l2.del(key).await);
+            crate::invalidate::announce(self, l2, key).await;
         }
+    }
+
+    /// Drop `key` from L1 only (another instance deleted it).
+    pub(crate) fn forget_l1(&self, key: &str) {
+        self.l1.invalidate(key);
+    }
+
+    /// The shared tier, if configured.
+    pub(crate) fn l2(&self) -> Option<&Arc<L2>> {
+        self.l2.as_ref()
     }
 
     /// Atomic add: in L2 (INCRBY + EXPIRE, shared by every instance) when it is up, else in L1.

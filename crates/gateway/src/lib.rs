@@ -147,6 +147,7 @@ impl Gateway {
         let tiers = Arc::new(
             TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3.clone()),
         );
+        sluice_cache::invalidate::follow(&tiers, &tasks, stop.clone());
         let search = config.cache.search.enabled.then(|| {
             BackendSearch::new(
                 cluster.clone(),

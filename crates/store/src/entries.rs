@@ -41,11 +41,17 @@ pub enum Write {
     },
     /// Insert into `query_history` (once per query id).
     History(Box<HistoryRow>),
+    /// Delete from `cache_entries` (after any write of the same key queued before it).
+    Delete {
+        /// The cache key.
+        key: String,
+    },
 }
 
 const UPSERT_ENTRY: &str =
     "INSERT INTO cache_entries (key, value, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+const DELETE_ENTRY: &str = "DELETE FROM cache_entries WHERE key = $1";
 const INSERT_HISTORY: &str = "INSERT INTO query_history (query_id, query_text, user_name, source, routing_group, backend, external_url, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (query_id) DO NOTHING";
 
@@ -59,6 +65,16 @@ impl Store {
             .bind(now)
             .fetch_optional(p)
             .await)?)
+    }
+
+    /// Delete one entry now.
+    pub async fn delete_entry(&self, key: &str) -> Result<(), StoreError> {
+        with_pool!(self, |p| sqlx::query(DELETE_ENTRY)
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Apply a batch in one transaction.
@@ -75,6 +91,12 @@ impl Store {
                             .bind(key)
                             .bind(value)
                             .bind(expires_at_ms)
+                            .execute(&mut *tx)
+                            .await?
+                    }
+                    Write::Delete { key } => {
+                        sqlx::query(DELETE_ENTRY)
+                            .bind(key)
                             .execute(&mut *tx)
                             .await?
                     }

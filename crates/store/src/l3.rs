@@ -120,6 +120,25 @@ impl L3 {
         }
     }
 
+    /// Delete an entry: at once when the database is up, and again through the write queue,
+    /// after any write of the same key still queued (which would otherwise bring it back).
+    pub async fn delete(&self, key: &str) {
+        self.enqueue(std::iter::once(Write::Delete {
+            key: key.to_string(),
+        }));
+        if let Ok(store) = self.up() {
+            match tokio::time::timeout(self.timeout, store.delete_entry(key)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    self.mark_down(e);
+                }
+                Err(_) => {
+                    self.mark_down(StoreError::Timeout(self.timeout.as_millis() as u64));
+                }
+            }
+        }
+    }
+
     fn mark_down(&self, why: StoreError) -> StoreError {
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(

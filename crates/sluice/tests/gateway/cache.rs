@@ -316,3 +316,98 @@ async fn a_graceful_stop_writes_the_queued_history_rows() {
     let store = sluice_store::Store::open(&url).unwrap();
     assert_eq!(store.history_count().await.unwrap(), 3);
 }
+
+/// A cache over a shared Redis and SQLite store, as one instance of a fleet builds it.
+fn shared_tiers(
+    cfg: &sluice_config::Config,
+    tasks: &tokio_util::task::TaskTracker,
+    stop: &tokio_util::sync::CancellationToken,
+) -> (
+    std::sync::Arc<sluice_cache::TieredCache>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use sluice_cache::{invalidate, l2_redis::L2, TieredCache};
+    let l2 = L2::start(&cfg.cache.valkey, tasks, stop.clone()).unwrap();
+    let l3 = sluice_store::L3::start(&cfg.store, tasks, stop.clone()).unwrap();
+    let tiers = std::sync::Arc::new(
+        TieredCache::new(&cfg.cache, Some(l2), Default::default()).with_l3(Some(l3)),
+    );
+    let subscribed = invalidate::follow(&tiers, tasks, stop.clone());
+    (tiers, subscribed)
+}
+
+#[tokio::test]
+async fn a_delete_is_gone_from_every_tier_of_every_instance() {
+    use std::sync::atomic::Ordering;
+    let redis = RedisServer::start().await;
+    let tmp = temp_sqlite("cache-delete");
+    let mut cfg = sluice_config::Config::default();
+    cfg.cache.valkey.enabled = true;
+    cfg.cache.valkey.url = redis.url();
+    cfg.store.url = tmp.url.clone();
+    let (tasks, stop) = (
+        tokio_util::task::TaskTracker::new(),
+        tokio_util::sync::CancellationToken::new(),
+    );
+    let (a, a_sub) = shared_tiers(&cfg, &tasks, &stop);
+    let (b, b_sub) = shared_tiers(&cfg, &tasks, &stop);
+    let up = |t: &sluice_cache::TieredCache| {
+        t.l2_healthy() == Some(true) && t.l3().is_some_and(|l3| l3.is_healthy())
+    };
+    for _ in 0..1000 {
+        if up(&a) && up(&b) && a_sub.load(Ordering::Relaxed) && b_sub.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        up(&a) && up(&b) && b_sub.load(Ordering::Relaxed),
+        "tiers never came up"
+    );
+
+    let key = "sluice:filter:rules:k";
+    let hour = Duration::from_secs(3600);
+    a.set(key, bytes::Bytes::from_static(b"v"), hour, hour)
+        .await;
+    let l3 = a.l3().unwrap().clone();
+    for _ in 0..1000 {
+        if l3.queued() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        l3.store().get_entry(key).await.unwrap().is_some(),
+        "written to L3"
+    );
+    // instance b holds it in its L1 for an hour
+    assert!(b.get(key, hour, hour).await.is_some());
+    assert!(b.l1_contains(key));
+
+    a.delete(key).await;
+    // gone from L3 and L2 at once, and from b's L1 by the announcement (not by its hour-long TTL)
+    assert!(
+        l3.store().get_entry(key).await.unwrap().is_none(),
+        "L3 keeps no copy"
+    );
+    for _ in 0..500 {
+        if !b.l1_contains(key) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!b.l1_contains(key), "b's L1 copy was dropped");
+    assert!(b.get(key, hour, hour).await.is_none(), "no tier refills it");
+    assert!(a.get(key, hour, hour).await.is_none());
+    // the queued delete ran after the queued write: still gone once the queue is empty
+    for _ in 0..1000 {
+        if l3.queued() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(l3.store().get_entry(key).await.unwrap().is_none());
+    stop.cancel();
+    tasks.close();
+    tasks.wait().await;
+}
