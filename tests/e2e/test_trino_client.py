@@ -128,14 +128,21 @@ BAD_CONFIGS = {
     "duplicate name": ("backends:\n  - { name: a, url: 'http://h:1' }\n  - { name: a, url: 'http://h:2' }\n", ["backends[1].name", "line 3"]),
     "unset variable": ("listen: ${SLUICE_SURELY_UNSET_VAR}\n", ["SLUICE_SURELY_UNSET_VAR", "line 1"]),
     "bad stats source": ("health: { stats: jmx }\n", ["health.stats", "jmx"]),
+    "port out of range": ("backends: [{ name: a, url: 'http://127.0.0.1:99999' }]\n", ["backends[0].url", "port 99999"]),
+    "ttl overflows": ("cache: { l1: { ttl_seconds: 18446744073709551615 } }\n", ["cache.l1.ttl_seconds", "line 1"]),
+    "bad valkey url": ("cache: { valkey: { enabled: true, url: 'redis://h:70000/0' } }\n", ["cache.valkey.url", "port"]),
+    "module is not a component": ("routing: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
+    "sqlite directory missing": ("store: { url: 'sqlite:///surely/missing/dir/x.db' }\n", ["store.url", "does not exist"]),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
 def test_bad_config_is_refused_with_the_field_and_line(case, tmp_path):
     text, needles = BAD_CONFIGS[case]
+    (tmp_path / "junk.wasm").write_bytes(b"junk, not a component")
     path = tmp_path / "bad.yaml"
-    path.write_text(text)
+    path.write_text(text.replace("{dir}", str(tmp_path)))
+    # what `serve` refuses, `check-config` refuses first, with the same words
     for args in (["check-config", str(path)], ["serve", "--config", str(path)]):
         out = subprocess.run([sluice_bin(), *args], capture_output=True, text=True, timeout=20)
         assert out.returncode != 0, (args, out.stdout)

@@ -46,16 +46,7 @@ impl L2 {
         tasks: &TaskTracker,
         stop: CancellationToken,
     ) -> Result<Arc<L2>, L2Error> {
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(L2Error::Url)?;
-        if let Some(pw) = config.password.as_deref().filter(|p| !p.is_empty()) {
-            let settings = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(settings);
-        }
-        let client = redis::Client::open(info).map_err(L2Error::Url)?;
+        let client = Self::client_for(config)?;
         let l2 = Arc::new(L2 {
             client: client.clone(),
             conns: ArcSwap::from_pointee(Vec::new()),
@@ -71,6 +62,20 @@ impl L2 {
             stop,
         ));
         Ok(l2)
+    }
+
+    /// The client `config` describes (URL and password checked; nothing is sent).
+    pub fn client_for(config: &ValkeyConfig) -> Result<redis::Client, L2Error> {
+        let mut info = config
+            .url
+            .as_str()
+            .into_connection_info()
+            .map_err(L2Error::Url)?;
+        if let Some(pw) = config.password.as_deref().filter(|p| !p.is_empty()) {
+            let settings = info.redis_settings().clone().set_password(pw);
+            info = info.set_redis_settings(settings);
+        }
+        redis::Client::open(info).map_err(L2Error::Url)
     }
 
     /// Whether requests use the tier now.

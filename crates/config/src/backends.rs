@@ -90,6 +90,7 @@ fn check_url_syntax(field: &str, url: &str) -> Result<http::Uri, Invalid> {
             format!("'{url}' must be an absolute URL such as http://host:8080"),
         ));
     }
+    check_port(field, url, uri.authority().map(|a| a.as_str()))?;
     Ok(uri)
 }
 
@@ -105,6 +106,25 @@ fn check_http_url(field: &str, url: &str) -> Result<(), Invalid> {
     }
     if uri.path() != "/" && !uri.path().is_empty() {
         return wrong(format!("'{url}' must not have a path"));
+    }
+    Ok(())
+}
+
+/// The port of `authority` (`user@host:port`), if it names one, is 1..=65535.
+pub(crate) fn check_port(field: &str, url: &str, authority: Option<&str>) -> Result<(), Invalid> {
+    let Some(authority) = authority else {
+        return Ok(());
+    };
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    // an IPv6 literal's colons are inside the brackets
+    let after_host = host_port.rsplit(']').next().unwrap_or(host_port);
+    if let Some((_, port)) = after_host.rsplit_once(':') {
+        if !port.is_empty() && !matches!(port.parse::<u16>(), Ok(1..)) {
+            return Err(Invalid::new(
+                field,
+                format!("'{url}': port {port} is not in 1..65535"),
+            ));
+        }
     }
     Ok(())
 }

@@ -114,6 +114,9 @@ impl ValkeyConfig {
                 format!("'{}' must start with redis:// or rediss://", self.url),
             ));
         }
+        let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or("");
+        let authority = rest.split(['/', '?']).next();
+        crate::backends::check_port("url", &self.url, authority)?;
         positive("ttl_seconds", self.ttl_seconds)?;
         positive("timeout_ms", self.timeout_ms)?;
         positive("health_check_interval_ms", self.health_check_interval_ms)?;

@@ -15,6 +15,7 @@
 //! | this file | [`Config`], loading, [`ConfigError`] |
 //! | [`admin`], [`backends`], [`routing`], [`filters`], [`cache`], [`store`], [`health`], [`proxy`], [`log`] | one section each: its structs, with a doc comment per field, and its `validate()` |
 //! | [`defaults`] | every default value |
+//! | [`bounds`] | upper bounds on every number, by field name |
 //! | [`invalid`] | [`Invalid`] (a field path and a message) and finding a path's line |
 //! | [`subst`] | `${VAR}` substitution |
 #![forbid(unsafe_code)]
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod admin;
 pub mod backends;
+mod bounds;
 pub mod cache;
 mod defaults;
 pub mod filters;
@@ -198,6 +200,9 @@ impl Config {
     /// Check what serde cannot, section by section: unique names, usable URLs, sane numbers, an
     /// existing default group.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if let Ok(value) = serde_yaml::to_value(self) {
+            bounds::check(&value, "")?;
+        }
         backends::validate_all(&self.backends).map_err(|e| e.under("backends"))?;
         self.routing.validate().map_err(|e| e.under("routing"))?;
         if !self.backends.is_empty() && !self.groups().contains(&self.routing.default_group) {
@@ -331,6 +336,40 @@ health: { interval_ms: 2000, stats: ui_api }
             .unwrap_err()
             .to_string();
         assert!(err.contains("cache.l1.ttl_seconds"), "{err}");
+
+        let err = Config::from_yaml(
+            "cache: { l1: { ttl_seconds: 18446744073709551615 } }",
+            &no_env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("cache.l1.ttl_seconds"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+        let err = Config::from_yaml("health: { interval_ms: 999999999999 }", &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("health.interval_ms"), "{err}");
+        for (text, field) in [
+            (
+                "backends: [{ name: a, url: 'http://h:99999' }]",
+                "backends[0].url",
+            ),
+            (
+                "backends: [{ name: a, url: 'http://h:0' }]",
+                "backends[0].url",
+            ),
+            (
+                "cache: { valkey: { enabled: true, url: 'redis://h:70000/0' } }",
+                "cache.valkey.url",
+            ),
+            ("store: { url: 'postgres://u:p@h:65536/db' }", "store.url"),
+        ] {
+            let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
+            assert!(err.contains(field) && err.contains("port"), "{text}: {err}");
+        }
+        assert!(
+            Config::from_yaml("backends: [{ name: a, url: 'http://[::1]:8080' }]", &no_env).is_ok()
+        );
 
         let err = Config::from_yaml("proxy: { extra_paths: [nope] }", &no_env)
             .unwrap_err()

@@ -56,6 +56,12 @@ impl StoreConfig {
                 ),
             ));
         }
+        if let Some(rest) = self.url.split_once("://").map(|(_, r)| r) {
+            if self.url.starts_with("postgres") {
+                let authority = rest.split(['/', '?']).next();
+                crate::backends::check_port("url", &self.url, authority)?;
+            }
+        }
         positive("queue_capacity", self.queue_capacity as u64)?;
         positive("batch_size", self.batch_size as u64)?;
         positive("flush_interval_ms", self.flush_interval_ms)?;

@@ -7,6 +7,7 @@
 //! | module | one job |
 //! | --- | --- |
 //! | [`bindings`] | the one host-side `bindgen!` of the `sluice:filter/router` world (`wit/`) |
+//! | [`lint`] | warnings about routing-rules that can never match (`check-config`, start) |
 //! | [`engine`] | the process-wide engine (pooling allocator, epoch interruption); compilation with an in-memory and an on-disk cache keyed by content hash |
 //! | [`host`] | the imports a filter gets — its cache namespace, the cluster view, the log — and a WASI context that grants nothing |
 //! | [`cache`] | the namespaced cache behind the WIT `cache` interface |
@@ -44,6 +45,7 @@ pub mod error;
 pub mod fleet;
 pub mod follow;
 pub mod host;
+pub mod lint;
 pub mod slot;
 pub mod swap;
 pub mod watch;

@@ -39,6 +39,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub mod check;
 pub mod reload;
 
 use reload::{ReloadMetrics, Reloader};
@@ -119,6 +120,9 @@ impl Gateway {
         // a start that fails half-way stops the tasks it already spawned
         let stop_on_failure = stop.clone().drop_guard();
 
+        for warning in sluice_filters::lint::routing_rule_warnings(&config) {
+            tracing::warn!("{warning}");
+        }
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
         let mut registry = Registry::default();
         let cache_metrics = CacheMetrics::default();
@@ -129,7 +133,10 @@ impl Gateway {
         };
         let l3 = match config.store.url.is_empty() {
             true => None,
-            false => Some(L3::start(&config.store, &tasks, stop.clone())?),
+            false => {
+                check::sqlite_dir_exists(&config.store.url)?;
+                Some(L3::start(&config.store, &tasks, stop.clone())?)
+            }
         };
         let backends = Backends::start(
             cluster.clone(),

@@ -9,7 +9,7 @@ use crate::sql;
 pub const MAX_QUERY_TEXT: usize = 64 * 1024;
 
 /// Headers never handed to routers: credentials, and the framing of the request.
-const WITHHELD_HEADERS: &[&str] = &[
+pub const WITHHELD_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "cookie",

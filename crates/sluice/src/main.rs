@@ -38,30 +38,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::CheckConfig { file } = &cli.command {
-        return match Config::load_with(file, &sluice_filters::check_config) {
-            Ok(c) => {
-                println!(
-                    "{}: OK ({} backends in groups {:?}, default group '{}')",
-                    file.display(),
-                    c.backends.len(),
-                    c.groups(),
-                    c.routing.default_group
-                );
-                if !c.store.url.is_empty() {
-                    println!(
-                        "note: with a store, `backends:` seeds it on the first start only; after that \
-                         the store's backends are used (change them with `sluice backend` or the admin API)"
-                    );
-                }
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("invalid configuration: {e}");
-                ExitCode::from(2)
-            }
-        };
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -77,7 +53,7 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::CheckConfig { .. } => unreachable!("handled before the runtime starts"),
+        Command::CheckConfig { file } => check_config(&file).await,
         Command::Serve {
             config,
             print_addrs,
@@ -155,6 +131,34 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `sluice check-config FILE`: exit 0 with a summary and any warnings, or exit 2 with what
+/// would stop `serve`.
+async fn check_config(file: &std::path::Path) -> anyhow::Result<()> {
+    let refused = |e: String| -> anyhow::Result<()> {
+        eprintln!("invalid configuration: {e}");
+        std::process::exit(2)
+    };
+    let c = match Config::load_with(file, &sluice_filters::check_config) {
+        Ok(c) => c,
+        Err(e) => return refused(e.to_string()),
+    };
+    let warnings = match sluice_gateway::check::check(&c).await {
+        Ok(w) => w,
+        Err(e) => return refused(format!("{}: {e}", file.display())),
+    };
+    println!(
+        "{}: OK ({} backends in groups {:?}, default group '{}')",
+        file.display(),
+        c.backends.len(),
+        c.groups(),
+        c.routing.default_group
+    );
+    for w in warnings {
+        println!("warning: {w}");
+    }
+    Ok(())
 }
 
 /// Serve until SIGTERM or SIGINT: SIGHUP reloads the configuration file, and the other signals
