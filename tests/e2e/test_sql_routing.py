@@ -2,6 +2,7 @@
 IMMEDIATE, and PREPARE/EXECUTE with X-Trino-Prepared-Statement in legacy mode), CTEs that shadow
 a table name, headers of the team's own. And hostile statements: multi-MiB bodies (a kill_query
 call with a huge message, a huge IN list) leave the process's memory flat."""
+import json
 import urllib.request
 
 import trino
@@ -86,3 +87,60 @@ def test_multi_mib_statements_keep_memory_flat(procs, tmp_path):
     assert grown_mib < 200, grown_mib
     # and the gateway still routes
     assert lands(gw, "SELECT * FROM sales.orders") == {"etl-1"}
+
+
+TG_RULES = """
+---
+name: "airflow"
+description: "if query from airflow, route to etl group"
+priority: 0
+condition: 'request.getHeader("X-Trino-Source") == "airflow"'
+actions:
+  - 'result.put("routingGroup", "etl")'
+---
+name: "airflow special"
+description: "if query from airflow with special label, route to etl-special group"
+priority: 1
+condition: 'request.getHeader("X-Trino-Source") == "airflow" && request.getHeader("X-Trino-Client-Tags") contains "label=special"'
+actions:
+  - 'result.put("routingGroup", "etl-special")'
+---
+name: "orders"
+priority: 2
+condition: 'trinoQueryProperties.tablesContains("hive.sales.orders")'
+actions:
+  - 'result.put("routingGroup", "etl")'
+"""
+
+
+def test_trino_gateway_rules_import_and_route_the_same(procs, tmp_path):
+    import subprocess
+    import yaml
+    from conftest import sluice_bin
+    rules = tmp_path / "routing_rules.yml"
+    rules.write_text(TG_RULES)
+    out = subprocess.run([sluice_bin(), "rules", "import", str(rules)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    chain = yaml.safe_load(out.stdout)
+    fakes = {n: Fake(n) for n in ("adhoc-1", "etl-1", "special-1")}
+    procs.extend(fakes.values())
+    cfg = write_config(tmp_path, [("adhoc-1", "adhoc", fakes["adhoc-1"].url), ("etl-1", "etl", fakes["etl-1"].url),
+                                  ("special-1", "etl-special", fakes["special-1"].url)],
+                       routing=json.dumps({"default_group": "adhoc", "chain": chain}))
+    assert subprocess.run([sluice_bin(), "check-config", str(cfg)], capture_output=True, timeout=30).returncode == 0
+    gw = Gateway(cfg)
+    procs.append(gw)
+    # Trino Gateway fires both airflow rules and the later one wins: so here
+    assert lands(gw, "SELECT 1", source="airflow", client_tags=["label=special"]) == {"special-1"}
+    assert lands(gw, "SELECT 1", source="airflow") == {"etl-1"}
+    assert lands(gw, "SELECT 1", source="cli") == {"adhoc-1"}
+    assert lands(gw, "SELECT * FROM sales.orders WHERE id = ?", (1,), source="cli") == {"etl-1"}
+    # what cannot be translated is named, and the command fails
+    rules.write_text(TG_RULES + """---
+name: "untagged"
+condition: 'request.getHeader("X-Trino-Client-Tags") == null'
+actions:
+  - 'result.put("routingGroup", "etl")'
+""")
+    out = subprocess.run([sluice_bin(), "rules", "import", str(rules)], capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0 and "rule 'untagged'" in out.stderr, out.stderr

@@ -89,6 +89,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work with routing rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
     /// Run a fake Trino coordinator (for tests and benchmarks).
     FakeTrino {
         /// Listen address (port 0 picks a free port).
@@ -213,5 +218,23 @@ pub enum BackendCommand {
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_s: u64,
+    },
+}
+
+/// `sluice rules …`.
+#[derive(Subcommand)]
+pub enum RulesCommand {
+    /// Translate a Trino Gateway routing-rules file (MVEL) into a `builtin:routing-rules` slot for
+    /// `routing.chain`, printed as YAML; names every condition it cannot translate and exits 1.
+    Import {
+        /// The Trino Gateway rules file (YAML documents with name, priority, condition, actions).
+        file: PathBuf,
+        /// The slot name to give the filter.
+        #[arg(long, default_value = "rules")]
+        slot: String,
+        /// The group when no rule matches (Trino Gateway's `routing.defaultRoutingGroup`); without
+        /// it, unmatched queries go on to the next slot or the default group.
+        #[arg(long)]
+        default_group: Option<String>,
     },
 }

@@ -10,6 +10,7 @@
 //! | [`demo`] | `sluice demo`: the gateway in front of in-process fake clusters |
 //! | [`filter_cmd`] | `sluice filter …` over the admin API |
 //! | [`backend_cmd`] | `sluice backend …` and `sluice reload` over the admin API |
+//! | [`rules_import`] | `sluice rules import`: Trino Gateway's MVEL rules as a routing-rules slot |
 //! | [`admin_client`] | the admin API client and the tables it prints |
 //! | [`telemetry`] | the `tracing` subscriber (text or JSON) |
 #![forbid(unsafe_code)]
@@ -27,6 +28,7 @@ mod backend_cmd;
 mod cli;
 mod demo;
 mod filter_cmd;
+mod rules_import;
 mod telemetry;
 
 use cli::{Cli, Command};
@@ -89,6 +91,36 @@ async fn run(command: Command) -> anyhow::Result<()> {
             command,
         } => backend_cmd::run(&admin_url, json, command).await,
         Command::Reload { admin_url, json } => backend_cmd::reload(&admin_url, json).await,
+        Command::Rules {
+            command:
+                cli::RulesCommand::Import {
+                    file,
+                    slot,
+                    default_group,
+                },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let (rules, problems) = rules_import::translate(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!(
+                "# translated from {} by `sluice rules import`; paste under routing.chain",
+                file.display()
+            );
+            print!(
+                "{}",
+                rules_import::slot_yaml(&slot, default_group.as_deref(), rules)
+            );
+            for p in &problems {
+                eprintln!("not translated: {p}");
+            }
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{} rule(s) not translated (named above); the output leaves them out",
+                problems.len()
+            );
+            Ok(())
+        }
         Command::Demo {
             listen,
             admin_listen,
