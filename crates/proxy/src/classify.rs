@@ -24,6 +24,8 @@ pub enum RequestKind {
     NewQuery,
     /// A request that belongs to the query with this id.
     FollowUp(String),
+    /// A spooled segment (`/v1/spooled/download|ack/…`): owned by the backend its URI names.
+    Spooled,
     /// A served path that belongs to no query (`/v1/info`, UI assets …).
     Other,
     /// A path this gateway does not forward.
@@ -66,6 +68,9 @@ impl Paths {
         }
         if method == Method::POST && self.is_statement_root(path) {
             return RequestKind::NewQuery;
+        }
+        if under(path, "/v1/spooled") {
+            return RequestKind::Spooled;
         }
         match query_id::extract(path, query, &self.statement) {
             Some(id) => RequestKind::FollowUp(id),

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`classify`] | new query / follow-up / other / not served |
 //! | [`query_id`] | the query id in every path form clients and the web UI use |
+//! | [`spooled`] | segment URIs name their query and backend; segment requests go there |
 //! | [`kill_query`] | `CALL system.runtime.kill_query(...)` parsed, routed to the query's owner |
 //! | [`headers`] | hop-by-hop hygiene and `X-Forwarded-*` |
 //! | [`forward`] | sending one request to one backend over the pooled client, with timeouts |
@@ -35,6 +36,7 @@ pub mod headers;
 pub mod kill_query;
 pub mod query_id;
 pub mod rewrite;
+pub mod spooled;
 
 pub use error::GatewayError;
 
@@ -88,8 +90,9 @@ impl Proxy {
             RequestKind::NotServed => Err(GatewayError::NotFound(parts.uri.path().to_string())),
             RequestKind::NewQuery => self.new_query(parts, body, &forwarded).await,
             RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
+            RequestKind::Spooled => self.spooled(parts, body, &forwarded).await,
             RequestKind::Other => match self.routing.choose_for_other() {
-                Ok(backend) => self.stream(&backend, parts, body, &forwarded).await,
+                Ok(backend) => self.stream(&backend, parts, body, &forwarded, None).await,
                 Err(e) => Err(e.into()),
             },
         };
@@ -112,7 +115,27 @@ impl Proxy {
             .await
             .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?;
         let backend = self.owner(id, &location)?;
-        self.stream(&backend, parts, body, forwarded).await
+        self.stream(&backend, parts, body, forwarded, Some(id))
+            .await
+    }
+
+    /// A spooled segment: to the backend its URI names (any configured one, in any state), else
+    /// the owner of the query it names, else as any other request.
+    async fn spooled(
+        &self,
+        parts: request::Parts,
+        body: Incoming,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (backend, id) = spooled::owner_params(parts.uri.query());
+        if let Some(b) = backend.and_then(|name| self.routing.cluster().get(&name)) {
+            return self.stream(&b, parts, body, forwarded, None).await;
+        }
+        if let Some(id) = id.filter(|id| query_id::is_query_id(id)) {
+            return self.follow_up(&id, parts, body, forwarded).await;
+        }
+        let backend = self.routing.choose_for_other()?;
+        self.stream(&backend, parts, body, forwarded, None).await
     }
 
     fn owner(&self, id: &str, location: &QueryLocation) -> Result<Arc<Backend>, GatewayError> {
@@ -125,13 +148,15 @@ impl Proxy {
             })
     }
 
-    /// Forward with the body streamed both ways (buffered only to rewrite URIs).
+    /// Forward with the body streamed both ways (buffered only to rewrite `nextUri`); the
+    /// segment URIs of answers for query `spool` are rewritten as they stream.
     async fn stream(
         &self,
         backend: &Backend,
         parts: request::Parts,
         body: Incoming,
         forwarded: &Forwarded,
+        spool: Option<&str>,
     ) -> Result<Response<Body>, GatewayError> {
         let body = body.map_err(Into::into).boxed();
         let resp = self
@@ -139,15 +164,30 @@ impl Proxy {
             .send(backend, &parts, body, forwarded)
             .await
             .map_err(ForwardError::into_gateway_error)?;
+        let segments = spool
+            .filter(|_| resp.status() == StatusCode::OK && is_json(&resp))
+            .map(|id| spooled::Rewriter::new(spooled::params(id, backend.name())));
         if backend.config.rewrite_next_uri && is_json(&resp) {
             let (parts, body) = resp.into_parts();
             let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
-            return Ok(finish(
-                parts,
-                rewrite::rewrite_uris(&bytes, &forwarded.external_base()),
-            ));
+            let mut bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
+            if let Some(r) = segments {
+                bytes = r.rewrite_all(&bytes);
+            }
+            return Ok(finish(parts, bytes));
         }
-        Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+        let resp = resp.map(|b| b.map_err(Into::into).boxed());
+        match segments {
+            None => Ok(resp),
+            Some(r) => {
+                let (mut parts, body) = resp.into_parts();
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Ok(Response::from_parts(
+                    parts,
+                    spooled::Rewriting::new(body, r).boxed(),
+                ))
+            }
+        }
     }
 
     /// `POST /v1/statement`: route, forward (retrying once elsewhere if the connection is
@@ -239,10 +279,12 @@ impl Proxy {
     ) -> Result<Response<Body>, GatewayError> {
         let (parts, body) = resp.into_parts();
         let mut bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
+        let mut first_id = None;
         if parts.status == StatusCode::OK {
             match serde_json::from_slice::<serde_json::Value>(&bytes) {
                 Ok(v) => match v.get("id").and_then(|id| id.as_str()) {
                     Some(id) if query_id::is_query_id(id) => {
+                        first_id = Some(id.to_string());
                         let history = HistoryRow {
                             query_id: id.to_string(),
                             query_text: request.query_text.clone(),
@@ -276,6 +318,10 @@ impl Proxy {
             }
             if backend.config.rewrite_next_uri {
                 bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
+            }
+            if let Some(id) = first_id.as_deref() {
+                bytes =
+                    spooled::Rewriter::new(spooled::params(id, backend.name())).rewrite_all(&bytes);
             }
         }
         Ok(finish(parts, bytes))

@@ -12,6 +12,8 @@
 //! - Any request for a query id it does not own is answered 404 and counted in
 //!   `GET /fake/stats` → `unknown_query_requests`, so mis-routing is caught.
 //! - Per query, the SQL may set `fake:pages=N`, `fake:delay_ms=N`, `fake:fail`.
+//! - The spooling protocol when the client sends `X-Trino-Query-Data-Encoding` with `json`: the
+//!   first page inline, later ones spooled under opaque tokens (`/v1/spooled/download|ack/…`).
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -98,6 +100,9 @@ struct Query {
     delay_ms: u64,
     /// Asked for after its creation (kept longest under `max_queries`).
     polled: bool,
+    /// The client asked for the spooling protocol (`X-Trino-Query-Data-Encoding` with `json`):
+    /// pages carry segments, the first inline, the others spooled.
+    spooled: bool,
 }
 
 /// Counters exposed on `/fake/stats`.
@@ -108,6 +113,10 @@ struct Counters {
     unknown_query_requests: AtomicU64,
     search_probes: AtomicU64,
     cancelled: AtomicU64,
+    /// Spooled segment requests for a token this coordinator never produced (a mis-route).
+    unknown_segment_requests: AtomicU64,
+    /// Segments downloaded.
+    segments_downloaded: AtomicU64,
 }
 
 struct Fake {
@@ -119,6 +128,8 @@ struct Fake {
     /// Creation order, for `max_queries`.
     created: Mutex<std::collections::VecDeque<String>>,
     counters: Counters,
+    /// Spooled segments not yet acknowledged: token → the segment's JSON rows.
+    segments: Mutex<HashMap<String, Vec<u8>>>,
     last_forwarded: Mutex<Value>,
     starting: AtomicBool,
 }
@@ -149,6 +160,7 @@ impl FakeTrino {
             queries: Mutex::new(HashMap::new()),
             created: Mutex::new(std::collections::VecDeque::new()),
             counters: Counters::default(),
+            segments: Mutex::new(HashMap::new()),
             last_forwarded: Mutex::new(Value::Null),
         });
         let stop = CancellationToken::new();
@@ -186,6 +198,22 @@ impl FakeTrino {
     /// Owner searches (`GET /v1/query/{id}` from a gateway's backend search) for ids it does not own.
     pub fn search_probes(&self) -> u64 {
         self.fake.counters.search_probes.load(Ordering::Relaxed)
+    }
+
+    /// Spooled segments downloaded from it.
+    pub fn segments_downloaded(&self) -> u64 {
+        self.fake
+            .counters
+            .segments_downloaded
+            .load(Ordering::Relaxed)
+    }
+
+    /// Spooled segment requests for tokens it never produced (mis-routes).
+    pub fn unknown_segment_requests(&self) -> u64 {
+        self.fake
+            .counters
+            .unknown_segment_requests
+            .load(Ordering::Relaxed)
     }
 
     /// Requests received (of any kind), counted when they arrive, before any answer.

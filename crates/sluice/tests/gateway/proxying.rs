@@ -251,3 +251,64 @@ async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
     }
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn spooled_segments_reach_their_cluster_from_an_instance_that_never_saw_the_query() {
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut c = config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())]);
+    c.cache.search.enabled = false; // no state and no search: only the URI can say where
+    let spooling = [
+        ("X-Trino-User", "u"),
+        ("X-Trino-Query-Data-Encoding", "json"),
+    ];
+    let a = Gw::start(c.clone()).await;
+    let (status, first) = a.submit("SELECT 1", &spooling[1..]).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // follow pages until one names a spooled segment
+    let mut page = first.clone();
+    let segment = loop {
+        let next = page["nextUri"]
+            .as_str()
+            .expect("a spooled page before the end")
+            .to_string();
+        let (_, body) = a.call(Method::GET, &next, &spooling, "").await;
+        page = json(&body);
+        if let Some(s) = page["data"]["segments"].as_array().and_then(|s| s.first()) {
+            if s["type"] == "spooled" {
+                break s.clone();
+            }
+        }
+    };
+    let uri = segment["uri"].as_str().unwrap();
+    assert!(
+        uri.contains("?queryId=") && uri.contains("&spooledBackend="),
+        "{uri}"
+    );
+    let owner = if uri.contains("spooledBackend=c1") {
+        &c1
+    } else {
+        &c2
+    };
+    a.stop().await;
+
+    // another instance, which never saw the query, sends the download and the ack to the owner
+    let b = Gw::start(c).await;
+    let relative = |u: &str| u[u.find("/v1/spooled/").unwrap()..].to_string();
+    for u in [uri, segment["ackUri"].as_str().unwrap()] {
+        let (status, body) = b
+            .call(Method::GET, &b.url(&relative(u)), &spooling, "")
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{u}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    assert_eq!(owner.segments_downloaded(), 1);
+    assert_eq!(
+        c1.unknown_segment_requests() + c2.unknown_segment_requests(),
+        0
+    );
+    b.stop().await;
+}

@@ -22,6 +22,7 @@ impl Fake {
         sql: String,
         user: String,
         session: (Option<&str>, Option<&str>),
+        spooled: bool,
     ) -> Response<Body> {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let id = format!("20261124_000000_{seq:05}_{}", self.suffix);
@@ -96,6 +97,7 @@ impl Fake {
                 pages,
                 delay_ms,
                 polled: false,
+                spooled,
             },
         );
         if self.opts.max_queries > 0 {
@@ -179,6 +181,9 @@ impl Fake {
             "stats": stats(q.state.as_str()),
             "warnings": [],
         });
+        if q.spooled {
+            page["data"] = self.segments_of(base, token, rows);
+        }
         if !last {
             page["nextUri"] = json!(format!(
                 "{base}/v1/statement/executing/{id}/{}/{}",
@@ -189,6 +194,62 @@ impl Fake {
         json_resp(StatusCode::OK, page)
     }
 }
+impl Fake {
+    /// The spooling protocol's `data` for one page of `rows`: the first page inline, later
+    /// ones as a spooled segment under an opaque token that names neither query nor cluster.
+    fn segments_of(&self, base: &str, token: u32, rows: Vec<Value>) -> Value {
+        use base64::Engine;
+        let bytes = serde_json::to_vec(&rows).unwrap_or_default();
+        let metadata = json!({"rowOffset": token * self.opts.rows_per_page, "rowsCount": rows.len(),
+                              "segmentSize": bytes.len(), "uncompressedSize": bytes.len()});
+        let segment = if token == 0 {
+            let data = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            json!({"type": "inline", "data": data, "metadata": metadata})
+        } else {
+            let handle = format!("seg{:016x}", rand::rng().random::<u64>());
+            self.segments.lock().unwrap().insert(handle.clone(), bytes);
+            json!({"type": "spooled", "uri": format!("{base}/v1/spooled/download/{handle}"),
+                   "ackUri": format!("{base}/v1/spooled/ack/{handle}"), "metadata": metadata,
+                   "headers": {}})
+        };
+        json!({"encoding": "json", "segments": [segment]})
+    }
+
+    /// `GET /v1/spooled/download/{token}` (or `ack`): the segment's bytes, or 404 for a
+    /// token this coordinator never produced.
+    pub(super) fn segment(&self, token: &str, ack: bool) -> Response<Body> {
+        let mut segments = self.segments.lock().unwrap();
+        let found = match ack {
+            true => segments.remove(token),
+            false => segments.get(token).cloned(),
+        };
+        drop(segments);
+        match found {
+            Some(bytes) if !ack => {
+                self.counters
+                    .segments_downloaded
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut resp = Response::new(sluice_http::full_body(bytes));
+                resp.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/octet-stream"),
+                );
+                resp
+            }
+            Some(_) => Response::new(sluice_http::empty_body()),
+            None => {
+                self.counters
+                    .unknown_segment_requests
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut resp =
+                    Response::new(sluice_http::full_body(format!("segment {token} not found")));
+                *resp.status_mut() = StatusCode::NOT_FOUND;
+                resp
+            }
+        }
+    }
+}
+
 pub(super) fn query_info(id: &str, q: &Query, base: &str) -> Value {
     json!({
         "queryId": id,

@@ -45,7 +45,10 @@ impl Fake {
                     header_str(&parts.headers, "x-trino-catalog"),
                     header_str(&parts.headers, "x-trino-schema"),
                 );
-                self.create(&base, sql, user, session)
+                // the spooling protocol, when the client asks for an encoding this fake speaks
+                let spooled = header_str(&parts.headers, "x-trino-query-data-encoding")
+                    .is_some_and(|v| v.split(',').any(|e| e.trim() == "json"));
+                self.create(&base, sql, user, session, spooled)
             }
             (_, ["v1", "statement", "queued" | "executing", id, slug, token]) => {
                 let token: u32 = token.parse().unwrap_or(u32::MAX);
@@ -68,6 +71,10 @@ impl Fake {
                     Some(()) => empty(StatusCode::NO_CONTENT),
                     None => self.unknown(id),
                 }
+            }
+            (&Method::GET, ["v1", "spooled", "download", token]) => self.segment(token, false),
+            (&Method::GET | &Method::DELETE, ["v1", "spooled", "ack", token]) => {
+                self.segment(token, true)
             }
             (&Method::GET, ["v1", "info"]) => json_resp(
                 StatusCode::OK,
@@ -153,6 +160,8 @@ impl Fake {
                         "requests": self.counters.requests.load(Ordering::Relaxed),
                         "queries_created": self.counters.queries_created.load(Ordering::Relaxed),
                         "unknown_query_requests": self.counters.unknown_query_requests.load(Ordering::Relaxed),
+                        "unknown_segment_requests": self.counters.unknown_segment_requests.load(Ordering::Relaxed),
+                        "segments_downloaded": self.counters.segments_downloaded.load(Ordering::Relaxed),
                         "search_probes": self.counters.search_probes.load(Ordering::Relaxed),
                         "cancelled": self.counters.cancelled.load(Ordering::Relaxed),
                         "running": running,
