@@ -129,3 +129,11 @@ pub fn backends_poll() -> u64 {
 pub fn backends_channel() -> String {
     "sluice:backends".into()
 }
+pub fn login_cookie_ttl() -> u64 {
+    3600
+}
+pub fn login_paths() -> Vec<String> {
+    ["/oauth2", "/ui/login", "/ui/logout", "/ui/api/login"]
+        .map(String::from)
+        .to_vec()
+}

@@ -46,7 +46,7 @@ pub use filters::FiltersConfig;
 pub use health::{HealthConfig, MetricNames, StatsSource};
 pub use invalid::Invalid;
 pub use log::{LogConfig, LogFormat};
-pub use proxy::ProxyConfig;
+pub use proxy::{LoginCookieConfig, ProxyConfig};
 pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
 pub use store::StoreConfig;
 
@@ -143,6 +143,7 @@ default_from_serde!(
     ProxyConfig,
     LogConfig,
     FiltersConfig,
+    LoginCookieConfig,
     ValkeyConfig,
     SearchConfig,
     StoreConfig

@@ -33,6 +33,26 @@ pub struct ProxyConfig {
     /// On SIGTERM, how long in-flight requests may take to finish (default 30000 ms).
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// Login flows (OAuth2, the web UI's login) stay on one cluster through a signed cookie.
+    #[serde(default)]
+    pub login_cookie: LoginCookieConfig,
+}
+
+/// `proxy.login_cookie`: the cookie that keeps a login flow, and the web UI session it opens, on
+/// the cluster that began it (as Trino Gateway's cookie routing does).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginCookieConfig {
+    /// HMAC key signing the cookie (use `${VAR}`); every instance of a fleet needs the same one.
+    /// Without one, each process makes its own: fine for one instance.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// How long a cookie names its cluster (default 3600 s).
+    #[serde(default = "defaults::login_cookie_ttl")]
+    pub ttl_seconds: u64,
+    /// Path prefixes that begin a login flow: the answer sets the cookie.
+    #[serde(default = "defaults::login_paths")]
+    pub paths: Vec<String>,
 }
 
 impl ProxyConfig {
@@ -52,6 +72,23 @@ impl ProxyConfig {
                         format!("'{p}' must be an absolute path such as /custom"),
                     ));
                 }
+            }
+        }
+        positive("login_cookie.ttl_seconds", self.login_cookie.ttl_seconds)?;
+        if let Some(secret) = self.login_cookie.secret.as_deref() {
+            if !secret.is_empty() && secret.len() < 16 {
+                return Err(Invalid::new(
+                    "login_cookie.secret",
+                    "at least 16 characters (it signs the cookie)",
+                ));
+            }
+        }
+        for (i, p) in self.login_cookie.paths.iter().enumerate() {
+            if !p.starts_with('/') {
+                return Err(Invalid::new(
+                    format!("login_cookie.paths[{i}]"),
+                    format!("'{p}' must be an absolute path such as /oauth2"),
+                ));
             }
         }
         Ok(())

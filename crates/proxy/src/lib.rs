@@ -8,6 +8,7 @@
 //! | [`classify`] | new query / follow-up / other / not served |
 //! | [`query_id`] | the query id in every path form clients and the web UI use |
 //! | [`spooled`] | segment URIs name their query and backend; segment requests go there |
+//! | [`login_cookie`] | OAuth2 and UI login flows stay on one cluster through a signed cookie |
 //! | [`kill_query`] | `CALL system.runtime.kill_query(...)` parsed, routed to the query's owner |
 //! | [`headers`] | hop-by-hop hygiene and `X-Forwarded-*` |
 //! | [`forward`] | sending one request to one backend over the pooled client, with timeouts |
@@ -34,6 +35,7 @@ pub mod error;
 pub mod forward;
 pub mod headers;
 pub mod kill_query;
+pub mod login_cookie;
 pub mod query_id;
 pub mod rewrite;
 pub mod spooled;
@@ -54,6 +56,7 @@ pub struct Proxy {
     locator: Arc<QueryLocator>,
     forwarder: Forwarder,
     paths: Paths,
+    login: login_cookie::LoginCookie,
     config: ProxyConfig,
 }
 
@@ -65,6 +68,7 @@ impl Proxy {
             locator,
             forwarder: Forwarder::new(&config),
             paths: Paths::new(&config),
+            login: login_cookie::LoginCookie::new(&config.login_cookie),
             config,
         }
     }
@@ -91,10 +95,7 @@ impl Proxy {
             RequestKind::NewQuery => self.new_query(parts, body, &forwarded).await,
             RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
             RequestKind::Spooled => self.spooled(parts, body, &forwarded).await,
-            RequestKind::Other => match self.routing.choose_for_other() {
-                Ok(backend) => self.stream(&backend, parts, body, &forwarded, None).await,
-                Err(e) => Err(e.into()),
-            },
+            RequestKind::Other => self.other(parts, body, &forwarded).await,
         };
         result.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "request failed");
@@ -117,6 +118,37 @@ impl Proxy {
         let backend = self.owner(id, &location)?;
         self.stream(&backend, parts, body, forwarded, Some(id))
             .await
+    }
+
+    /// A request that belongs to no query: to the backend a login cookie names (login flows and
+    /// the web UI), else to any healthy backend; the answer to the start of a login flow sets
+    /// the cookie.
+    async fn other(
+        &self,
+        parts: request::Parts,
+        body: Incoming,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, GatewayError> {
+        let path = parts.uri.path();
+        let pinned = self
+            .login
+            .pins(path)
+            .then(|| self.login.backend(&parts.headers))
+            .flatten()
+            .and_then(|name| self.routing.cluster().get(&name));
+        let starts = pinned.is_none() && self.login.starts_flow(path);
+        let backend = match pinned {
+            Some(b) => b,
+            None => self.routing.choose_for_other()?,
+        };
+        let mut resp = self.stream(&backend, parts, body, forwarded, None).await?;
+        if starts {
+            let secure = forwarded.proto == "https";
+            if let Some(v) = self.login.set_cookie(backend.name(), secure) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+        }
+        Ok(resp)
     }
 
     /// A spooled segment: to the backend its URI names (any configured one, in any state), else

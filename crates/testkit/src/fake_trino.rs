@@ -117,6 +117,9 @@ struct Counters {
     unknown_segment_requests: AtomicU64,
     /// Segments downloaded.
     segments_downloaded: AtomicU64,
+    /// Requests of login flows and UI pages (`/oauth2/…`, `/ui/login`, `/ui/logout`, `/ui/*.html`),
+    /// which health checks never send.
+    login_requests: AtomicU64,
 }
 
 struct Fake {
@@ -214,6 +217,11 @@ impl FakeTrino {
             .counters
             .unknown_segment_requests
             .load(Ordering::Relaxed)
+    }
+
+    /// Requests of login flows and UI pages (never sent by health checks).
+    pub fn login_requests(&self) -> u64 {
+        self.fake.counters.login_requests.load(Ordering::Relaxed)
     }
 
     /// Requests received (of any kind), counted when they arrive, before any answer.

@@ -375,3 +375,69 @@ async fn the_owner_search_still_asks_a_draining_backend() {
     assert_eq!(json(&body)["queryId"], id.as_str());
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_login_flow_stays_on_its_cluster_through_a_signed_cookie() {
+    let (c1, c2) = (cluster("c1").await, cluster("c2").await);
+    let mut c = fast(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())]);
+    c.proxy.login_cookie.secret = Some("a-fleet-wide-secret-0123456789".into());
+    let gw = Gw::start(c).await;
+    let get = |path: &'static str, cookie: Option<String>| {
+        let (gw, uri) = (&gw, gw.url(path));
+        async move {
+            let mut req = http::Request::get(uri);
+            if let Some(cookie) = cookie {
+                req = req.header("cookie", cookie);
+            }
+            let resp = gw
+                .client
+                .request(req.body(sluice_http::empty_body()).unwrap())
+                .await
+                .unwrap();
+            resp.headers()
+                .get("set-cookie")
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        }
+    };
+    // the flow begins: the answer names the cluster that got it
+    let cookie = get("/oauth2/token/initiate/abc", None)
+        .await
+        .expect("a cookie");
+    let (first, other) = match c1.login_requests() {
+        1 => (&c1, &c2),
+        _ => (&c2, &c1),
+    };
+    assert_eq!((first.login_requests(), other.login_requests()), (1, 0));
+    let name = cookie.rsplit('.').next().unwrap().to_string();
+    // even deactivated, it finishes the flows it began, and keeps the UI session
+    let (status, _) = admin(
+        &gw,
+        Method::POST,
+        &format!("/api/v1/backends/{name}/deactivate"),
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for path in ["/oauth2/callback?code=x", "/ui/login", "/ui/query.html"] {
+        assert_eq!(
+            get(path, Some(cookie.clone())).await,
+            None,
+            "no new cookie mid-flow"
+        );
+    }
+    assert_eq!((first.login_requests(), other.login_requests()), (4, 0));
+    // no cookie, or a forged one: routed as usual (to the other, active cluster), which sets its own
+    let forged = cookie.replace(
+        &format!(".{name}"),
+        if name == "c1" { ".c2" } else { ".c1" },
+    );
+    let fresh = get("/oauth2/token/initiate/def", Some(forged))
+        .await
+        .expect("a new cookie");
+    assert!(
+        fresh.ends_with(if name == "c1" { ".c2" } else { ".c1" }),
+        "{fresh}"
+    );
+    assert_eq!((first.login_requests(), other.login_requests()), (4, 1));
+    gw.stop().await;
+}

@@ -30,6 +30,13 @@ impl Fake {
         *self.last_forwarded.lock().unwrap() = forwarded_view(&parts.headers);
         let base = self.base_url(&parts.headers);
         let path = parts.uri.path().to_string();
+        let login = path.starts_with("/oauth2/")
+            || path.starts_with("/ui/login")
+            || path.starts_with("/ui/logout")
+            || (path.starts_with("/ui/") && path.ends_with(".html"));
+        if login {
+            self.counters.login_requests.fetch_add(1, Ordering::Relaxed);
+        }
         let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
         let method = parts.method.clone();
         match (&method, segs.as_slice()) {
