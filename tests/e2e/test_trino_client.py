@@ -122,6 +122,9 @@ def test_sigterm_stops_the_gateway_cleanly(procs, tmp_path):
     assert gw.stop(signal.SIGTERM) == 0
 
 
+# files `serve` refuses only after binding: on ports of their own
+EPHEMERAL = "listen: 127.0.0.1:0\nadmin: { listen: 127.0.0.1:0 }\n"
+
 BAD_CONFIGS = {
     "unknown key": ("backends:\n  - name: a\n    url: http://127.0.0.1:1\n    colour: red\n", ["colour", "line 4"]),
     "broken yaml": ("backends: [\n  { name: a\n", ["line"]),
@@ -131,8 +134,8 @@ BAD_CONFIGS = {
     "port out of range": ("backends: [{ name: a, url: 'http://127.0.0.1:99999' }]\n", ["backends[0].url", "port 99999"]),
     "ttl overflows": ("cache: { l1: { ttl_seconds: 18446744073709551615 } }\n", ["cache.l1.ttl_seconds", "line 1"]),
     "bad valkey url": ("cache: { valkey: { enabled: true, url: 'redis://h:70000/0' } }\n", ["cache.valkey.url", "port"]),
-    "module is not a component": ("routing: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
-    "sqlite directory missing": ("store: { url: 'sqlite:///surely/missing/dir/x.db' }\n", ["store.url", "does not exist"]),
+    "module is not a component": (EPHEMERAL + "routing: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
+    "sqlite directory missing": (EPHEMERAL + "store: { url: 'sqlite:///surely/missing/dir/x.db' }\n", ["store.url", "does not exist"]),
 }
 
 
