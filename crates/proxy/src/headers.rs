@@ -45,6 +45,12 @@ pub struct Forwarded {
     pub host: String,
     /// Port the client used.
     pub port: u16,
+    /// The peer Sluice sees.
+    pub client_ip: IpAddr,
+    /// `Forwarded` as a trusted load balancer set it (appended to).
+    pub prior_forwarded: Option<String>,
+    /// `X-Real-IP` as a trusted load balancer set it (kept).
+    pub prior_real_ip: Option<String>,
 }
 
 impl Forwarded {
@@ -86,11 +92,19 @@ impl Forwarded {
                 port = Some(p);
             }
         }
+        let trusted = |name: &str| {
+            get(name)
+                .filter(|v| trust && !v.is_empty())
+                .map(String::from)
+        };
         Self {
             for_chain,
             proto,
             host,
             port: port.unwrap_or(default_port),
+            client_ip,
+            prior_forwarded: trusted("forwarded"),
+            prior_real_ip: trusted("x-real-ip"),
         }
     }
 
@@ -105,6 +119,28 @@ impl Forwarded {
         set("x-forwarded-proto", self.proto.clone());
         set("x-forwarded-host", self.host.clone());
         set("x-forwarded-port", self.port.to_string());
+        // RFC 7239 and X-Real-IP say the same; a client's own are replaced unless trusted
+        let node = match self.client_ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let element = format!(
+            "for={node};proto={};host=\"{}:{}\"",
+            self.proto, self.host, self.port
+        );
+        set(
+            "forwarded",
+            match &self.prior_forwarded {
+                Some(prior) => format!("{prior}, {element}"),
+                None => element,
+            },
+        );
+        set(
+            "x-real-ip",
+            self.prior_real_ip
+                .clone()
+                .unwrap_or_else(|| self.client_ip.to_string()),
+        );
     }
 
     /// The base URL clients use for Sluice, e.g. `http://gateway:8080`.
@@ -157,6 +193,17 @@ mod tests {
         assert_eq!(f.port, 8080);
         assert_eq!(f.for_chain, "10.1.2.3");
         assert_eq!(f.external_base(), "http://gateway.example:8080");
+        // a client's own Forwarded and X-Real-IP are replaced, like X-Forwarded-*
+        h.insert("forwarded", "for=6.6.6.6;proto=https".parse().unwrap());
+        h.insert("x-real-ip", "6.6.6.6".parse().unwrap());
+        let f = Forwarded::from_request(&h, addr("10.1.2.3:5555"), addr("0.0.0.0:8080"), false);
+        let mut out = h.clone();
+        f.apply(&mut out);
+        assert_eq!(
+            out["forwarded"],
+            "for=10.1.2.3;proto=http;host=\"gateway.example:8080\""
+        );
+        assert_eq!(out["x-real-ip"], "10.1.2.3");
     }
 
     #[test]
@@ -173,6 +220,17 @@ mod tests {
         f.apply(&mut out);
         assert_eq!(out["x-forwarded-port"], "443");
         assert_eq!(out["x-forwarded-host"], "trino.example");
+        // a trusted balancer's Forwarded is appended to, its X-Real-IP kept
+        h.insert("forwarded", "for=203.0.113.9".parse().unwrap());
+        h.insert("x-real-ip", "203.0.113.9".parse().unwrap());
+        let f = Forwarded::from_request(&h, addr("10.0.0.2:5555"), addr("0.0.0.0:8080"), true);
+        let mut out = HeaderMap::new();
+        f.apply(&mut out);
+        assert_eq!(
+            out["forwarded"],
+            "for=203.0.113.9, for=10.0.0.2;proto=https;host=\"trino.example:443\""
+        );
+        assert_eq!(out["x-real-ip"], "203.0.113.9");
     }
 
     #[test]

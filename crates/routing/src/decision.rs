@@ -54,11 +54,14 @@ pub enum InvalidDecision {
     /// The backend exists but cannot take this query.
     #[error("chose backend '{0}', which is inactive, unhealthy or just refused the query")]
     Unroutable(String),
+    /// A rejection must be an error status: 101 would hang the client, 2xx/3xx would lie.
+    #[error("rejected with status {0}; only 400-599 may be answered")]
+    RejectStatus(u16),
 }
 
 impl Decision {
     /// Check this decision against `cluster`, never choosing a backend in `exclude`. A reject
-    /// status that is not an HTTP status becomes 403.
+    /// status outside 400-599 is an invalid decision (counted as a filter fault, routed natively).
     pub fn check(self, cluster: &Cluster, exclude: &[String]) -> Result<Route, InvalidDecision> {
         match self {
             Decision::Pass => Ok(Route::Pass),
@@ -69,10 +72,38 @@ impl Decision {
                 Some(_) => Err(InvalidDecision::Unroutable(name)),
                 None => Err(InvalidDecision::UnknownBackend(name)),
             },
-            Decision::Reject { status, message } => Ok(Route::Reject {
-                status: StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN),
-                message,
-            }),
+            Decision::Reject { status, message } => match StatusCode::from_u16(status) {
+                Ok(s) if s.is_client_error() || s.is_server_error() => {
+                    Ok(Route::Reject { status: s, message })
+                }
+                _ => Err(InvalidDecision::RejectStatus(status)),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_error_statuses_may_reject() {
+        let cluster = Cluster::new(&[], sluice_config::StatsSource::InfoOnly);
+        let reject = |status| Decision::Reject {
+            status,
+            message: "no".into(),
+        };
+        for ok in [400, 403, 429, 503, 599] {
+            assert!(
+                matches!(reject(ok).check(&cluster, &[]), Ok(Route::Reject { .. })),
+                "{ok}"
+            );
+        }
+        for bad in [0, 100, 101, 200, 204, 304, 600, 65535] {
+            assert_eq!(
+                reject(bad).check(&cluster, &[]).unwrap_err(),
+                InvalidDecision::RejectStatus(bad)
+            );
         }
     }
 }

@@ -60,11 +60,7 @@ impl QueryRequest {
                 .map(String::from)
         };
         let truncated = body.len() > MAX_QUERY_TEXT;
-        let mut end = body.len().min(MAX_QUERY_TEXT);
-        while end > 0 && std::str::from_utf8(&body[..end]).is_err() {
-            end -= 1; // do not cut a UTF-8 sequence in half
-        }
-        let query_text = String::from_utf8_lossy(&body[..end]).into_owned();
+        let query_text = cut_text(body, MAX_QUERY_TEXT);
         Self {
             user: get("x-trino-user").or_else(|| user_from_authorization(headers)),
             source: get("x-trino-source"),
@@ -124,6 +120,19 @@ impl QueryRequest {
         self.schemas = objects.schemas;
         self.tables = objects.tables;
     }
+}
+
+/// At most `max` bytes of `body` as text, in one pass: a UTF-8 sequence cut by the limit is
+/// left out, an invalid byte anywhere becomes U+FFFD (the text after it is kept).
+fn cut_text(body: &[u8], max: usize) -> String {
+    let mut end = body.len().min(max);
+    // back off to the start of a character the limit cuts (at most 3 continuation bytes)
+    let mut back = 0;
+    while end > 0 && end < body.len() && back < 3 && (body[end] & 0b1100_0000) == 0b1000_0000 {
+        end -= 1;
+        back += 1;
+    }
+    String::from_utf8_lossy(&body[..end]).into_owned()
 }
 
 /// The user of a Basic `Authorization` header, or the `sub` claim of a bearer JWT (not verified:
@@ -219,5 +228,16 @@ mod tests {
         assert!(q.query_text_truncated);
         assert!(q.query_text.len() <= MAX_QUERY_TEXT);
         assert!(q.query_text.chars().all(|c| c == 'é'));
+        // one invalid byte does not cut the text there (and costs one pass, not one per byte)
+        let mut sql = b"SELECT 1 -- ".to_vec();
+        sql.push(0xff);
+        sql.extend_from_slice(&b"x".repeat(MAX_QUERY_TEXT));
+        let q = QueryRequest::from_http(&HeaderMap::new(), &sql);
+        assert!(
+            q.query_text.len() >= MAX_QUERY_TEXT,
+            "{}",
+            q.query_text.len()
+        );
+        assert!(q.query_text.contains('\u{fffd}') && q.query_text.ends_with("xxx"));
     }
 }

@@ -48,6 +48,16 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// The row it locks: (table, key).
+    fn lock_key(&self) -> (u8, &str) {
+        match self {
+            Write::Entry { key, .. } | Write::Delete { key } => (0, key),
+            Write::History(h) => (1, &h.query_id),
+        }
+    }
+}
+
 const UPSERT_ENTRY: &str =
     "INSERT INTO cache_entries (key, value, expires_at) VALUES ($1, $2, $3) \
      ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
@@ -77,10 +87,14 @@ impl Store {
         Ok(())
     }
 
-    /// Apply a batch in one transaction.
+    /// Apply a batch in one transaction. Rows are written in key order (a stable sort: writes of
+    /// one key keep their order), so two instances writing overlapping keys take their row locks
+    /// in the same order and never deadlock.
     pub async fn write_batch(&self, batch: &[Write]) -> Result<(), StoreError> {
+        let mut ordered: Vec<&Write> = batch.iter().collect();
+        ordered.sort_by(|a, b| a.lock_key().cmp(&b.lock_key()));
         write_tx!(self, |tx| {
-            for w in batch {
+            for w in ordered {
                 match w {
                     Write::Entry {
                         key,

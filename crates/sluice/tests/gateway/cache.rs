@@ -411,3 +411,38 @@ async fn a_delete_is_gone_from_every_tier_of_every_instance() {
     tasks.close();
     tasks.wait().await;
 }
+
+#[tokio::test]
+async fn two_instances_writing_the_same_keys_in_opposite_orders_never_deadlock() {
+    use sluice_store::{Store, Write};
+    let pg = PgServer::start().await;
+    let (a, b) = (
+        Store::open(&pg.url()).unwrap(),
+        Store::open(&pg.url()).unwrap(),
+    );
+    a.migrate().await.unwrap();
+    let batch = |reverse: bool, round: usize| {
+        let mut keys: Vec<usize> = (0..40).collect();
+        if reverse {
+            keys.reverse();
+        }
+        keys.into_iter()
+            .map(|k| Write::Entry {
+                key: format!("sluice:query:k{k}"),
+                value: format!("{round}").into_bytes(),
+                expires_at_ms: i64::MAX,
+            })
+            .collect::<Vec<_>>()
+    };
+    let writer = |store: Store, reverse: bool| {
+        tokio::spawn(async move {
+            for round in 0..60 {
+                store.write_batch(&batch(reverse, round)).await?;
+            }
+            Ok::<_, sluice_store::StoreError>(())
+        })
+    };
+    let (ra, rb) = tokio::join!(writer(a, false), writer(b, true));
+    ra.unwrap().expect("instance a never deadlocks");
+    rb.unwrap().expect("instance b never deadlocks");
+}
