@@ -22,6 +22,10 @@ pub struct AdminConfig {
     /// (default false: only on the admin listener). Same tokens and roles either way.
     #[serde(default)]
     pub trino_gateway_api_on_proxy: bool,
+    /// Admin connections open at most (default 256): its own budget, so the admin API answers
+    /// when the client listener is saturated.
+    #[serde(default = "defaults::admin_max_connections")]
+    pub max_connections: usize,
 }
 
 /// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so

@@ -14,10 +14,11 @@ fn bound(field: &str) -> Option<u64> {
         f if f.ends_with("_ms") => WEEK_MS,
         f if f.ends_with("_seconds") => TEN_YEARS_S,
         f if f.ends_with("_days") => 36_500,
-        f if f.ends_with("_bytes") => 1 << 30,
+        f if f.ends_with("_bytes") => 16 << 30,
         f if f.ends_with("_mb") => 1 << 20,
         "capacity" | "queue_capacity" => 1_000_000_000,
         "pool_size" | "batch_size" | "pool_max_idle_per_host" => 100_000,
+        "max_connections" => 1_000_000,
         _ => return None,
     })
 }

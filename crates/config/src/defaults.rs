@@ -137,3 +137,21 @@ pub fn login_paths() -> Vec<String> {
         .map(String::from)
         .to_vec()
 }
+pub fn header_read_timeout() -> u64 {
+    10_000
+}
+pub fn body_timeout() -> u64 {
+    60_000
+}
+pub fn idle_timeout() -> u64 {
+    75_000
+}
+pub fn max_connections() -> usize {
+    10_000
+}
+pub fn admin_max_connections() -> usize {
+    256
+}
+pub fn statement_memory() -> usize {
+    256 << 20
+}

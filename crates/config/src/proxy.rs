@@ -33,6 +33,26 @@ pub struct ProxyConfig {
     /// On SIGTERM, how long in-flight requests may take to finish (default 30000 ms).
     #[serde(default = "defaults::shutdown_grace")]
     pub shutdown_grace_ms: u64,
+    /// Time a client has to send a request's headers (default 10000 ms, nginx's
+    /// `client_header_timeout` is 60 s); a slowloris client is cut off.
+    #[serde(default = "defaults::header_read_timeout")]
+    pub header_read_timeout_ms: u64,
+    /// Time a request body may go without a byte (default 60000 ms, as nginx's
+    /// `client_body_timeout`); the client gets 408.
+    #[serde(default = "defaults::body_timeout")]
+    pub body_timeout_ms: u64,
+    /// A client connection with no request in flight and no byte moved for this long is closed
+    /// (default 75000 ms, as nginx's `keepalive_timeout`).
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout_ms: u64,
+    /// Client connections open at most; beyond, a connection gets 503 and is closed (default
+    /// 10000).
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Statement bytes held in memory across all connections at once (default 256 MiB); a
+    /// statement that would go past it is answered 503 and its bytes are not read.
+    #[serde(default = "defaults::statement_memory")]
+    pub statement_memory_bytes: usize,
     /// Login flows (OAuth2, the web UI's login) stay on one cluster through a signed cookie.
     #[serde(default)]
     pub login_cookie: LoginCookieConfig,
@@ -61,6 +81,19 @@ impl ProxyConfig {
         positive("connect_timeout_ms", self.connect_timeout_ms)?;
         positive("response_timeout_ms", self.response_timeout_ms)?;
         positive("max_statement_bytes", self.max_statement_bytes as u64)?;
+        positive("header_read_timeout_ms", self.header_read_timeout_ms)?;
+        positive("body_timeout_ms", self.body_timeout_ms)?;
+        positive("idle_timeout_ms", self.idle_timeout_ms)?;
+        positive("max_connections", self.max_connections as u64)?;
+        if self.statement_memory_bytes < self.max_statement_bytes {
+            return Err(Invalid::new(
+                "statement_memory_bytes",
+                format!(
+                    "must hold at least one statement of max_statement_bytes ({})",
+                    self.max_statement_bytes
+                ),
+            ));
+        }
         for (field, paths) in [
             ("extra_paths", &self.extra_paths),
             ("statement_paths", &self.statement_paths),

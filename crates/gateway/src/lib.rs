@@ -31,7 +31,7 @@ use sluice_filters::cache::FilterCache;
 use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::watch::WatchError;
 use sluice_filters::LoadChainError;
-use sluice_http::serve::serve;
+use sluice_http::serve::{serve_with, Limits};
 use sluice_proxy::Proxy;
 use sluice_routing::{LeastLoaded, Router, Routing};
 use sluice_store::{StoreError, L3};
@@ -269,12 +269,27 @@ impl Gateway {
                 }
             }
         };
-        tasks.spawn(serve(listener, handler, stop.clone(), grace));
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(config.proxy.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(config.proxy.idle_timeout_ms),
+            max_connections: config.proxy.max_connections,
+        };
+        tasks.spawn(serve_with(listener, handler, stop.clone(), grace, limits));
         let handler = move |req, _, _| {
             let admin = admin.clone();
             async move { admin.handle(req).await }
         };
-        tasks.spawn(serve(admin_listener, handler, stop.clone(), grace));
+        let admin_limits = Limits {
+            max_connections: config.admin.max_connections,
+            ..limits
+        };
+        tasks.spawn(serve_with(
+            admin_listener,
+            handler,
+            stop.clone(),
+            grace,
+            admin_limits,
+        ));
         tracing::info!(%proxy_addr, %admin_addr, "sluice is listening");
         stop_on_failure.disarm();
         Ok(Gateway {

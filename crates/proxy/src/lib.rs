@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`classify`] | new query / follow-up / other / not served |
 //! | [`query_id`] | the query id in every path form clients and the web UI use |
+//! | [`statement`] | reading a statement body: size, pause and memory-budget limits |
 //! | [`spooled`] | segment URIs name their query and backend; segment requests go there |
 //! | [`login_cookie`] | OAuth2 and UI login flows stay on one cluster through a signed cookie |
 //! | [`kill_query`] | `CALL system.runtime.kill_query(...)` parsed, routed to the query's owner |
@@ -39,6 +40,7 @@ pub mod login_cookie;
 pub mod query_id;
 pub mod rewrite;
 pub mod spooled;
+pub mod statement;
 
 pub use error::GatewayError;
 
@@ -57,6 +59,7 @@ pub struct Proxy {
     forwarder: Forwarder,
     paths: Paths,
     login: login_cookie::LoginCookie,
+    statements: statement::StatementBudget,
     config: ProxyConfig,
 }
 
@@ -69,6 +72,11 @@ impl Proxy {
             forwarder: Forwarder::new(&config),
             paths: Paths::new(&config),
             login: login_cookie::LoginCookie::new(&config.login_cookie),
+            statements: statement::StatementBudget::new(
+                config.statement_memory_bytes,
+                config.max_statement_bytes,
+                std::time::Duration::from_millis(config.body_timeout_ms),
+            ),
             config,
         }
     }
@@ -230,20 +238,8 @@ impl Proxy {
         body: Incoming,
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
-        let sql = Limited::new(body, self.config.max_statement_bytes)
-            .collect()
-            .await
-            .map_err(|e| {
-                GatewayError::BadRequest(if e.is::<http_body_util::LengthLimitError>() {
-                    format!(
-                        "statement is larger than proxy.max_statement_bytes ({} bytes)",
-                        self.config.max_statement_bytes
-                    )
-                } else {
-                    format!("could not read the statement: {e}")
-                })
-            })?
-            .to_bytes();
+        let statement = self.statements.read(body).await?;
+        let sql = statement.bytes.clone();
 
         let mut request = QueryRequest::from_http(&parts.headers, &sql);
         let session = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());

@@ -67,6 +67,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let (config, path) = (loaded, config);
             telemetry::init(config.log.format, &config.log.level);
+            // every client connection is a file descriptor: take all the system allows
+            match rlimit::increase_nofile_limit(u64::MAX) {
+                Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
+                Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
+            }
             let listener = TcpListener::bind(config.listen)
                 .await
                 .with_context(|| format!("cannot bind listen address {}", config.listen))?;

@@ -7,6 +7,7 @@ mod fleet;
 mod groups;
 mod health;
 mod history;
+mod limits;
 mod proxying;
 mod reload;
 mod shutdown;

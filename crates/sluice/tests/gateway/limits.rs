@@ -1,0 +1,165 @@
+//! Slow, idle and greedy clients: a slowloris is cut off, idle keep-alive connections are closed,
+//! connections past the limit get 503 at once (and the admin listener still answers), a stalled
+//! body gets 408, and statement bytes held across connections stay within their budget.
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use sluice_testkit::*;
+
+/// Bound on waiting for the gateway to act: a hang fails the test instead of blocking it.
+const BOUND: Duration = Duration::from_secs(15);
+
+async fn gateway(tune: impl FnOnce(&mut sluice_config::Config)) -> (FakeTrino, Gw) {
+    let a = cluster("adhoc-1").await;
+    let mut c = config(&[("adhoc-1", "adhoc", &a.url())]);
+    tune(&mut c);
+    let gw = Gw::start(c).await;
+    (a, gw)
+}
+
+/// Read until the peer closes; what it sent.
+async fn until_closed(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    tokio::time::timeout(BOUND, s.read_to_end(&mut out))
+        .await
+        .expect("the gateway closes the connection")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_slowloris_client_is_cut_off_and_others_are_served() {
+    let (_a, gw) = gateway(|c| c.proxy.header_read_timeout_ms = 300).await;
+    let s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let request = b"GET /v1/info HTTP/1.1\r\nHost: x\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let slow = async {
+        for b in request {
+            if wr.write_all(&[*b]).await.is_err() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
+    };
+    let mut got = Vec::new();
+    let closed = async { rd.read_to_end(&mut got).await };
+    tokio::select! {
+        finished = slow => assert!(!finished, "the whole slow request was accepted"),
+        _ = closed => {}
+    }
+    let (status, _) = gw.call(Method::GET, "/v1/info", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed() {
+    let (_a, gw) = gateway(|c| c.proxy.idle_timeout_ms = 300).await;
+    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    s.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // the answer comes, then nothing more: the gateway closes the idle connection
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_get_503_and_the_admin_listener_still_answers() {
+    let (_a, gw) = gateway(|c| c.proxy.max_connections = 2).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+        // a request answered proves the connection holds a slot
+        s.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).await.unwrap();
+        held.push(s);
+    }
+    let mut third = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    let text = until_closed(&mut third).await;
+    assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+    let (status, _) = gw.admin(Method::GET, "/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    drop(held);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_statement_body_gets_408() {
+    let (_a, gw) = gateway(|c| c.proxy.body_timeout_ms = 300).await;
+    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    s.write_all(b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 100\r\n\r\nSELECT")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = tokio::time::timeout(BOUND, s.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn statement_bytes_held_across_connections_stay_within_the_budget() {
+    let (_a, gw) = gateway(|c| {
+        c.proxy.max_statement_bytes = 1 << 20;
+        c.proxy.statement_memory_bytes = 1 << 20;
+    })
+    .await;
+    // one client holds 900 KiB of a 1 MiB statement and stalls
+    let mut greedy = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    greedy
+        .write_all(b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 1048576\r\n\r\n")
+        .await
+        .unwrap();
+    greedy.write_all(&vec![b' '; 900 << 10]).await.unwrap();
+    // another client's 200 KiB statement does not fit beside it: 503, not a second megabyte
+    let big = format!("SELECT 1 {}", " ".repeat(200 << 10));
+    let mut last = StatusCode::OK;
+    for _ in 0..200 {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/statement",
+                &[("X-Trino-User", "u")],
+                &big,
+            )
+            .await;
+        last = status;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // the greedy bytes are still arriving
+    }
+    assert_eq!(last, StatusCode::SERVICE_UNAVAILABLE);
+    // once the greedy client goes, its share is free again
+    drop(greedy);
+    let mut ok = false;
+    for _ in 0..200 {
+        let (status, _) = gw
+            .call(
+                Method::POST,
+                "/v1/statement",
+                &[("X-Trino-User", "u")],
+                &big,
+            )
+            .await;
+        if status == StatusCode::OK {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the budget was released");
+    gw.stop().await;
+}
