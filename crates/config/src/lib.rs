@@ -182,7 +182,12 @@ impl Config {
         env: subst::Lookup<'_>,
         check: Check<'_>,
     ) -> Result<Config, ConfigError> {
-        let text = subst::substitute(text, env)?;
+        let substituted = subst::substitute(text, env)?;
+        subst::same_structure(text, &substituted).map_err(|message| ConfigError::Invalid {
+            invalid: Invalid::new("${…}", message),
+            line: None,
+        })?;
+        let text = substituted;
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
@@ -300,6 +305,29 @@ health: { interval_ms: 2000, stats: ui_api }
             .to_string();
         assert!(err.contains("health.interval_ms"), "{err}");
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn an_environment_value_cannot_add_structure() {
+        let text = "admin:\n  listen: ${ADDR}\n";
+        let evil = |n: &str| {
+            (n == "ADDR").then(|| {
+                "127.0.0.1:0\n  tokens: [{ token: stolen-0123456789abcdef, role: admin }]"
+                    .to_string()
+            })
+        };
+        let err = Config::from_yaml(text, &evil).unwrap_err().to_string();
+        assert!(err.contains("admin"), "{err}");
+        assert!(err.contains("environment value"), "{err}");
+        let fine = |n: &str| (n == "ADDR").then(|| "127.0.0.1:9999".to_string());
+        assert_eq!(
+            Config::from_yaml(text, &fine).unwrap().admin.listen.port(),
+            9999
+        );
+        // a value that would become a list is refused too
+        let text = "backends:\n  - { name: a, url: 'http://h:1', group: ${G} }\n";
+        let list = |n: &str| (n == "G").then(|| "[a, b]".to_string());
+        assert!(Config::from_yaml(text, &list).is_err());
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! Substitution runs line by line so YAML line numbers stay true; whole-line comments are left
 //! alone (a commented-out `${UNSET}` is not an error); `$${` stands for a literal `${`.
+//! [`same_structure`] then checks that the values only filled values: an environment value that
+//! would add keys, items or nesting is refused.
 
 /// A reference that cannot be substituted: the line and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,5 +141,73 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a valid"));
+    }
+}
+
+/// Check that substitution changed values only, never the file's structure: `substituted` must
+/// have the same mappings and sequences as `text` with every reference replaced by a plain word.
+/// An environment value with a newline or a `: ` could otherwise add keys (an admin token, say).
+/// The error names the path where the structure differs.
+pub fn same_structure(text: &str, substituted: &str) -> Result<(), String> {
+    let template = match substitute(text, &|_| Some("sluice0env0value".into())) {
+        Ok(t) => t,
+        Err(_) => return Ok(()),
+    };
+    let parse = |t: &str| serde_yaml::from_str::<serde_yaml::Value>(t).ok();
+    match (parse(&template), parse(substituted)) {
+        (Some(a), Some(b)) => compare(&a, &b, ""),
+        _ => Ok(()), // the parser reports a broken file itself
+    }
+}
+
+fn compare(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Result<(), String> {
+    use serde_yaml::Value;
+    let at = |p: &str| {
+        if p.is_empty() {
+            "the top level".to_string()
+        } else {
+            p.to_string()
+        }
+    };
+    match (a, b) {
+        (Value::Mapping(x), Value::Mapping(y)) => {
+            if x.len() != y.len() {
+                return Err(format!(
+                    "{}: an environment value added or removed keys",
+                    at(path)
+                ));
+            }
+            for ((ka, va), (_, vb)) in x.iter().zip(y.iter()) {
+                let key = ka
+                    .as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| format!("{ka:?}"));
+                let here = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                compare(va, vb, &here)?;
+            }
+            Ok(())
+        }
+        (Value::Sequence(x), Value::Sequence(y)) => {
+            if x.len() != y.len() {
+                return Err(format!(
+                    "{}: an environment value added or removed items",
+                    at(path)
+                ));
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .try_for_each(|(i, (va, vb))| compare(va, vb, &format!("{path}[{i}]")))
+        }
+        (Value::Mapping(_) | Value::Sequence(_), _)
+        | (_, Value::Mapping(_) | Value::Sequence(_)) => Err(format!(
+            "{}: an environment value must be a single value, not YAML structure",
+            at(path)
+        )),
+        _ => Ok(()),
     }
 }

@@ -30,6 +30,8 @@ pub enum RequestKind {
     Other,
     /// A path this gateway does not forward.
     NotServed,
+    /// A path with `.` or `..` segments: refused (400), never forwarded.
+    DotSegments,
 }
 
 /// The path tables of one configuration.
@@ -37,6 +39,15 @@ pub enum RequestKind {
 pub struct Paths {
     served: Vec<String>,
     statement: Vec<String>,
+}
+
+/// Whether `path` has a `.` or `..` segment (also percent-encoded): such a path could reach
+/// something other than it seems once a backend resolves it (`/ui/../v1/jmx`), so it is refused.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|seg| {
+        let decoded = seg.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 impl Paths {
@@ -63,6 +74,9 @@ impl Paths {
 
     /// Classify a request by method, path and query string.
     pub fn classify(&self, method: &Method, path: &str, query: Option<&str>) -> RequestKind {
+        if has_dot_segment(path) {
+            return RequestKind::DotSegments;
+        }
         if !self.served.iter().any(|p| under(path, p)) {
             return RequestKind::NotServed;
         }
@@ -96,6 +110,26 @@ mod tests {
             statement_paths: vec!["/custom/statement".into()],
             ..ProxyConfig::default()
         })
+    }
+
+    #[test]
+    fn dot_segments_are_never_forwarded() {
+        let p = paths();
+        for path in [
+            "/ui/../v1/jmx",
+            "/ui/./x",
+            "/v1/query/%2e%2e/jmx",
+            "/ui/.%2E/x",
+            "/ui/..",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+            assert_eq!(
+                p.classify(&Method::GET, path, None),
+                RequestKind::DotSegments,
+                "{path}"
+            );
+        }
+        assert!(!has_dot_segment("/ui/app.js") && !has_dot_segment("/ui/...x"));
     }
 
     #[test]

@@ -100,6 +100,10 @@ impl Proxy {
             .classify(&parts.method, parts.uri.path(), parts.uri.query());
         let result = match kind {
             RequestKind::NotServed => Err(GatewayError::NotFound(parts.uri.path().to_string())),
+            RequestKind::DotSegments => Err(GatewayError::BadRequest(format!(
+                "path '{}' has '.' or '..' segments",
+                parts.uri.path()
+            ))),
             RequestKind::NewQuery => self.new_query(parts, body, &forwarded).await,
             RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
             RequestKind::Spooled => self.spooled(parts, body, &forwarded).await,

@@ -163,3 +163,18 @@ async fn statement_bytes_held_across_connections_stay_within_the_budget() {
     assert!(ok, "the budget was released");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn dot_segments_are_refused_before_any_backend_sees_them() {
+    let (a, gw) = gateway(|_| {}).await;
+    let before = a.requests();
+    for path in ["/ui/../v1/jmx", "/v1/query/%2e%2e/jmx", "/ui/./login"] {
+        let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let text = until_closed(&mut s).await;
+        assert!(text.starts_with("HTTP/1.1 400"), "{path}: {text}");
+    }
+    assert_eq!(a.requests(), before, "no backend saw them");
+    gw.stop().await;
+}
