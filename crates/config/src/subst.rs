@@ -86,64 +86,6 @@ fn substitute_line(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "HOST" => Some("10.0.0.1".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn replaces_set_variables_and_defaults() {
-        let got = substitute("url: http://${HOST}:${PORT:-8080}/x\n", &env).unwrap();
-        assert_eq!(got, "url: http://10.0.0.1:8080/x\n");
-    }
-
-    #[test]
-    fn a_set_but_empty_variable_wins_over_the_default() {
-        assert_eq!(substitute("a: '${EMPTY:-d}'", &env).unwrap(), "a: ''");
-    }
-
-    #[test]
-    fn unset_without_default_names_variable_and_line() {
-        let err = substitute("a: 1\nb: ${NOPE}\n", &env).unwrap_err();
-        assert_eq!(err.line, 2);
-        let err = err.to_string();
-        assert!(err.contains("line 2"), "{err}");
-        assert!(err.contains("NOPE"), "{err}");
-    }
-
-    #[test]
-    fn comments_and_escapes_are_left_alone() {
-        let text = "# token: ${NOPE}\nprice: $5 and $${LITERAL}\n";
-        assert_eq!(
-            substitute(text, &env).unwrap(),
-            "# token: ${NOPE}\nprice: $5 and ${LITERAL}\n"
-        );
-    }
-
-    #[test]
-    fn malformed_references_are_errors() {
-        assert!(substitute("a: ${HOST", &env)
-            .unwrap_err()
-            .message
-            .contains("unterminated"));
-        assert!(substitute("a: ${1X}", &env)
-            .unwrap_err()
-            .message
-            .contains("not a valid"));
-        assert!(substitute("a: ${}", &env)
-            .unwrap_err()
-            .message
-            .contains("not a valid"));
-    }
-}
-
 /// Check that substitution changed values only, never the file's structure: `substituted` must
 /// have the same mappings and sequences as `text` with every reference replaced by a plain word.
 /// An environment value with a newline or a `: ` could otherwise add keys (an admin token, say).
@@ -209,5 +151,63 @@ fn compare(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Result<(
             at(path)
         )),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOST" => Some("10.0.0.1".into()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn replaces_set_variables_and_defaults() {
+        let got = substitute("url: http://${HOST}:${PORT:-8080}/x\n", &env).unwrap();
+        assert_eq!(got, "url: http://10.0.0.1:8080/x\n");
+    }
+
+    #[test]
+    fn a_set_but_empty_variable_wins_over_the_default() {
+        assert_eq!(substitute("a: '${EMPTY:-d}'", &env).unwrap(), "a: ''");
+    }
+
+    #[test]
+    fn unset_without_default_names_variable_and_line() {
+        let err = substitute("a: 1\nb: ${NOPE}\n", &env).unwrap_err();
+        assert_eq!(err.line, 2);
+        let err = err.to_string();
+        assert!(err.contains("line 2"), "{err}");
+        assert!(err.contains("NOPE"), "{err}");
+    }
+
+    #[test]
+    fn comments_and_escapes_are_left_alone() {
+        let text = "# token: ${NOPE}\nprice: $5 and $${LITERAL}\n";
+        assert_eq!(
+            substitute(text, &env).unwrap(),
+            "# token: ${NOPE}\nprice: $5 and ${LITERAL}\n"
+        );
+    }
+
+    #[test]
+    fn malformed_references_are_errors() {
+        assert!(substitute("a: ${HOST", &env)
+            .unwrap_err()
+            .message
+            .contains("unterminated"));
+        assert!(substitute("a: ${1X}", &env)
+            .unwrap_err()
+            .message
+            .contains("not a valid"));
+        assert!(substitute("a: ${}", &env)
+            .unwrap_err()
+            .message
+            .contains("not a valid"));
     }
 }
