@@ -134,7 +134,7 @@ BAD_CONFIGS = {
     "port out of range": ("backends: [{ name: a, url: 'http://127.0.0.1:99999' }]\n", ["backends[0].url", "port 99999"]),
     "ttl overflows": ("cache: { l1: { ttl_seconds: 18446744073709551615 } }\n", ["cache.l1.ttl_seconds", "line 1"]),
     "bad valkey url": ("cache: { valkey: { enabled: true, url: 'redis://h:70000/0' } }\n", ["cache.valkey.url", "port"]),
-    "module is not a component": (EPHEMERAL + "routing: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
+    "module is not a component": (EPHEMERAL + "store: { url: '' }\nrouting: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
     "sqlite directory missing": (EPHEMERAL + "store: { url: 'sqlite:///surely/missing/dir/x.db' }\n", ["store.url", "does not exist"]),
 }
 

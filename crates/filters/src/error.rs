@@ -142,6 +142,9 @@ pub enum ConfigTextError {
     /// YAML that has no JSON form (e.g. a non-string map key).
     #[error("config is not JSON-compatible: {0}")]
     NotJson(#[from] serde_json::Error),
+    /// YAML anchors or aliases (`&a`, `*a`), which can expand without bound.
+    #[error("config uses YAML anchors or aliases (&name, *name), which filter configs do not accept: write the values out")]
+    Aliases,
 }
 
 /// A slot of `routing.chain` that could not be loaded at start.
