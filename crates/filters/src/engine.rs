@@ -16,9 +16,15 @@ pub const TICK: Duration = Duration::from_millis(1);
 /// The largest `filters.memory_limit_mb` (the pooling allocator reserves this much per slot).
 pub const MAX_MEMORY_MB: u64 = 512;
 
+/// Compiled components kept in memory for reuse beyond those slots hold: every upload of a new
+/// module would otherwise keep its machine code forever.
+pub const COMPILED_KEPT: u64 = 32;
+
 struct Shared {
     engine: Engine,
-    compiled: Mutex<HashMap<String, Component>>,
+    /// Recently compiled components by sha256, bounded; a component a slot runs lives on in the
+    /// slot, and is freed once no slot and no cache entry holds it.
+    compiled: moka::sync::Cache<String, Component>,
     /// One compilation per sha256 at a time: a second caller (an upload and the same module
     /// sent ahead by another instance) waits for the first and takes its result.
     compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
@@ -56,7 +62,7 @@ fn shared() -> &'static Shared {
             .expect("epoch ticker thread");
         Shared {
             engine,
-            compiled: Mutex::new(HashMap::new()),
+            compiled: moka::sync::Cache::new(COMPILED_KEPT),
             compiling: Mutex::new(HashMap::new()),
         }
     })
@@ -97,6 +103,15 @@ pub enum Source {
     Compiled,
 }
 
+/// A compilation's turn is only for that compilation: forgotten once it is done, whatever happens.
+struct ForgetTurn(Arc<str>);
+
+impl Drop for ForgetTurn {
+    fn drop(&mut self) {
+        shared().compiling.lock().unwrap().remove(&*self.0);
+    }
+}
+
 /// Compile `bytes` (a component) or fetch it from a cache. The error says what is wrong with it.
 pub fn compile(
     bytes: &[u8],
@@ -104,8 +119,8 @@ pub fn compile(
 ) -> Result<(Arc<str>, Component, Source), CompileError> {
     let hash: Arc<str> = sha256(bytes).into();
     let shared = shared();
-    if let Some(c) = shared.compiled.lock().unwrap().get(&*hash) {
-        return Ok((hash, c.clone(), Source::Memory));
+    if let Some(c) = shared.compiled.get(&*hash) {
+        return Ok((hash, c, Source::Memory));
     }
     let turn = shared
         .compiling
@@ -115,8 +130,9 @@ pub fn compile(
         .or_default()
         .clone();
     let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = shared.compiled.lock().unwrap().get(&*hash) {
-        return Ok((hash, c.clone(), Source::Memory));
+    let _forget = ForgetTurn(hash.clone());
+    if let Some(c) = shared.compiled.get(&*hash) {
+        return Ok((hash, c, Source::Memory));
     }
     check_kind(bytes)?;
     let file = disk.map(|d| d.join(format!("{hash}-{}.cwasm", engine_fingerprint())));
@@ -145,11 +161,7 @@ pub fn compile(
             c
         }
     };
-    shared
-        .compiled
-        .lock()
-        .unwrap()
-        .insert(hash.to_string(), component.clone());
+    shared.compiled.insert(hash.to_string(), component.clone());
     Ok((hash, component, source))
 }
 
@@ -225,6 +237,37 @@ mod tests {
         let broken_component = b"\0asm\x0d\0\x01\0garbage";
         assert!(reason(b"\0asm\x0d\0\x07\0").contains("layer"));
         assert!(reason(broken_component).contains("not a valid component"));
+    }
+
+    /// `bytes` with a custom section named `tag` appended: the same component, another sha256.
+    fn variant(bytes: &[u8], tag: &str) -> Vec<u8> {
+        let mut payload = vec![tag.len() as u8];
+        payload.extend_from_slice(tag.as_bytes());
+        let mut out = bytes.to_vec();
+        out.push(0); // custom section
+        out.push(payload.len() as u8);
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    #[test]
+    fn never_seen_modules_do_not_pile_up_compiled_code() {
+        let bytes = crate::builtin::bytes("routing-rules").unwrap();
+        let n = COMPILED_KEPT as usize + 8;
+        for i in 0..n {
+            let v = variant(bytes, &format!("upload-{i}"));
+            compile(&v, None).expect("a custom section keeps it valid");
+        }
+        shared().compiled.run_pending_tasks();
+        let kept = shared().compiled.entry_count();
+        assert!(
+            kept <= COMPILED_KEPT,
+            "{kept} compiled components kept after {n} compiles"
+        );
+        assert!(
+            shared().compiling.lock().unwrap().is_empty(),
+            "turns are forgotten"
+        );
     }
 
     #[test]
