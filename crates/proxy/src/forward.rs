@@ -93,6 +93,13 @@ impl Forwarder {
                     timeout_ms: self.response_timeout.as_millis() as u64,
                 }))
             }
+            Ok(Err(e)) if client_body_failed(&e) => {
+                // the client's own body broke off or is malformed (e.g. a bad chunk size)
+                return Err(ForwardError::Other(GatewayError::BadRequest(format!(
+                    "the request body could not be read: {}",
+                    error_chain(&e)
+                ))));
+            }
             Ok(Err(e)) if e.is_connect() => {
                 return Err(ForwardError::Connect(GatewayError::BackendUnreachable {
                     backend: name,
@@ -110,6 +117,21 @@ impl Forwarder {
         strip_hop_by_hop(resp.headers_mut());
         Ok(resp)
     }
+}
+
+/// Whether a forward failed because the request body (the client's) failed, not the backend.
+fn client_body_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(|h| h.is_user())
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

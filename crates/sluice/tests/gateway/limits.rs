@@ -178,3 +178,51 @@ async fn dot_segments_are_refused_before_any_backend_sees_them() {
     assert_eq!(a.requests(), before, "no backend saw them");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_the_clients_error_not_the_backends() {
+    // a backend that reads the whole body before it answers, so only the body can end the request
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", backend.local_addr().unwrap());
+    let served = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = backend.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut seen = Vec::new();
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    let text = String::from_utf8_lossy(&seen);
+                    if text.starts_with("GET /v1/info") {
+                        let body = r#"{"starting":false}"#;
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+                        let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+                        seen.clear();
+                    } else if text.contains("0\r\n\r\n") {
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                            .await;
+                        seen.clear();
+                    }
+                }
+            });
+        }
+    });
+    let mut c = config(&[("echo", "adhoc", &url)]);
+    c.backends[0].stats = Some(sluice_config::StatsSource::InfoOnly);
+    c.proxy.extra_paths = vec!["/echo".into()];
+    let gw = Gw::start(c).await;
+    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\nzz\r\nbroken\r\n")
+        .await
+        .unwrap();
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 400"), "{text}");
+    gw.stop().await;
+    served.abort();
+}
