@@ -55,12 +55,12 @@ pub(crate) fn view(b: &Backend) -> BackendView {
     }
 }
 
-/// Read a JSON body of type `T`; a 400 naming the field (serde's message) otherwise.
-pub(crate) async fn json_body<T: DeserializeOwned>(
+/// Read a change's body (at most [`MAX_BODY_BYTES`]); a 400 otherwise.
+pub(crate) async fn body_bytes(
     req: Request<Incoming>,
-) -> Result<T, Box<Response<Body>>> {
+) -> Result<bytes::Bytes, Box<Response<Body>>> {
     use http_body_util::{BodyExt, Limited};
-    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
+    Ok(Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|e| {
@@ -69,13 +69,20 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
                 format!("could not read the body (at most {MAX_BODY_BYTES} bytes): {e}"),
             ))
         })?
-        .to_bytes();
+        .to_bytes())
+}
+
+/// Read a JSON body of type `T`; a 400 naming the field (serde's message) otherwise.
+pub(crate) async fn json_body<T: DeserializeOwned>(
+    req: Request<Incoming>,
+) -> Result<T, Box<Response<Body>>> {
+    let bytes = body_bytes(req).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("body: {e}"))))
 }
 
 /// Whether the query string has `force=true` (or `force=1`, or a bare `force`).
-fn forced(query: Option<&str>) -> bool {
+pub(crate) fn forced(query: Option<&str>) -> bool {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .any(|(k, v)| k == "force" && matches!(&*v, "" | "true" | "1"))
 }

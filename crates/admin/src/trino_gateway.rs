@@ -24,7 +24,7 @@ mod wire;
 pub use wire::TgBackend;
 use wire::{patch_of, state};
 
-use crate::backends::{change_status, json_body, MAX_BODY_BYTES};
+use crate::backends::{body_bytes, change_status, forced, json_body};
 use crate::{error, reply, Admin};
 
 /// Whether `path` is one of Trino Gateway's backend endpoints.
@@ -181,8 +181,7 @@ impl Admin {
         query: &str,
         headers: &http::HeaderMap,
     ) -> Response<Body> {
-        let force = form_urlencoded::parse(query.as_bytes())
-            .any(|(k, v)| k == "force" && matches!(&*v, "" | "true" | "1"));
+        let force = forced(Some(query));
         match self
             .change_backend(Change::Remove { name, force }, headers)
             .await
@@ -195,12 +194,7 @@ impl Admin {
 
 /// The body of `modify/delete`: the name, as plain text or a JSON string.
 async fn name_body(req: Request<Incoming>) -> Result<String, Box<Response<Body>>> {
-    use http_body_util::{BodyExt, Limited};
-    let bytes = Limited::new(req.into_body(), MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| Box::new(error(StatusCode::BAD_REQUEST, format!("body: {e}"))))?
-        .to_bytes();
+    let bytes = body_bytes(req).await?;
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
     let name = serde_json::from_str::<String>(&text).unwrap_or(text);
     match name.is_empty() {

@@ -172,7 +172,7 @@ pub fn apply(
         let before = list[i].clone();
         f(&mut list[i]);
         list[i].validate().map_err(ChangeError::Invalid)?;
-        Ok(match same(&before, &list[i]) {
+        Ok(match before == list[i] {
             true => Outcome::Unchanged,
             false => Outcome::Updated,
         })
@@ -213,10 +213,6 @@ pub fn apply(
     };
     let now = list.iter().find(|b| b.name == change.name()).cloned();
     Ok((list, outcome, now))
-}
-
-fn same(a: &BackendConfig, b: &BackendConfig) -> bool {
-    serde_json::to_value(a).ok() == serde_json::to_value(b).ok()
 }
 
 #[cfg(test)]

@@ -66,10 +66,7 @@ impl Cluster {
         let old = self.backends.load_full();
         let same = *current_default == default_stats
             && old.len() == configs.len()
-            && old
-                .iter()
-                .zip(configs)
-                .all(|(b, c)| same_config(&b.config, c));
+            && old.iter().zip(configs).all(|(b, c)| b.config == *c);
         if same {
             return false;
         }
@@ -77,10 +74,7 @@ impl Cluster {
         let list = configs
             .iter()
             .map(|c| match old.iter().find(|b| b.name() == c.name) {
-                Some(b)
-                    if same_config(&b.config, c)
-                        && b.stats_source == c.stats.unwrap_or(default_stats) =>
-                {
+                Some(b) if b.config == *c && b.stats_source == c.stats.unwrap_or(default_stats) => {
                     b.clone()
                 }
                 Some(b) => Arc::new(Backend::succeed(c.clone(), b, default_stats)),
@@ -145,16 +139,4 @@ impl Cluster {
             .iter()
             .all(|b| b.status().health != Health::Pending)
     }
-}
-
-/// Whether two configurations describe the same backend in the same state.
-fn same_config(a: &BackendConfig, b: &BackendConfig) -> bool {
-    a.name == b.name
-        && a.url == b.url
-        && a.group == b.group
-        && a.active == b.active
-        && a.draining == b.draining
-        && a.external_url == b.external_url
-        && a.rewrite_next_uri == b.rewrite_next_uri
-        && a.stats == b.stats
 }

@@ -6,7 +6,7 @@ use crate::invalid::Invalid;
 use crate::StatsSource;
 
 /// One Trino cluster.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackendConfig {
     /// Unique name, used in logs, errors and the query → backend mapping.

@@ -2,7 +2,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -14,6 +14,22 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How the commands that drive a running gateway reach its admin API.
+#[derive(Args)]
+pub struct AdminArgs {
+    /// The admin listener (`admin.listen` of the gateway).
+    #[arg(
+        long,
+        env = "SLUICE_ADMIN_URL",
+        default_value = "http://127.0.0.1:8081",
+        global = true
+    )]
+    pub admin_url: String,
+    /// Print the server's JSON answer instead of a summary.
+    #[arg(long, global = true)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]
@@ -46,48 +62,22 @@ pub enum Command {
     },
     /// Drive the routing filters of a running gateway through its admin API.
     Filter {
-        /// The admin listener (`admin.listen` of the gateway).
-        #[arg(
-            long,
-            env = "SLUICE_ADMIN_URL",
-            default_value = "http://127.0.0.1:8081",
-            global = true
-        )]
-        admin_url: String,
-        /// Print the server's JSON answer instead of a summary.
-        #[arg(long, global = true)]
-        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[command(subcommand)]
         command: FilterCommand,
     },
     /// Change the backends of a running gateway (and its fleet) through its admin API.
     Backend {
-        /// The admin listener (`admin.listen` of the gateway).
-        #[arg(
-            long,
-            env = "SLUICE_ADMIN_URL",
-            default_value = "http://127.0.0.1:8081",
-            global = true
-        )]
-        admin_url: String,
-        /// Print the server's JSON answer instead of a summary.
-        #[arg(long, global = true)]
-        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
         #[command(subcommand)]
         command: BackendCommand,
     },
     /// Make a running gateway re-read its configuration file (as SIGHUP does).
     Reload {
-        /// The admin listener (`admin.listen` of the gateway).
-        #[arg(
-            long,
-            env = "SLUICE_ADMIN_URL",
-            default_value = "http://127.0.0.1:8081"
-        )]
-        admin_url: String,
-        /// Print the server's JSON answer instead of a summary.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Work with routing rules.
     Rules {

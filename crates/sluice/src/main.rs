@@ -90,12 +90,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             gateway.shutdown().await;
             Ok(())
         }
-        Command::Backend {
-            admin_url,
-            json,
-            command,
-        } => backend_cmd::run(&admin_url, json, command).await,
-        Command::Reload { admin_url, json } => backend_cmd::reload(&admin_url, json).await,
+        Command::Backend { admin, command } => {
+            backend_cmd::run(&admin.admin_url, admin.json, command).await
+        }
+        Command::Reload { admin } => backend_cmd::reload(&admin.admin_url, admin.json).await,
         Command::Rules {
             command:
                 cli::RulesCommand::Import {
@@ -131,11 +129,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             admin_listen,
             clusters,
         } => demo::run(listen, admin_listen, clusters.max(1)).await,
-        Command::Filter {
-            admin_url,
-            json,
-            command,
-        } => filter_cmd::run(&admin_url, json, command).await,
+        Command::Filter { admin, command } => {
+            filter_cmd::run(&admin.admin_url, admin.json, command).await
+        }
         Command::FakeTrino {
             listen,
             name,
