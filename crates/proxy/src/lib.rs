@@ -216,7 +216,7 @@ impl Proxy {
             let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
             let mut bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
             if let Some(r) = segments {
-                bytes = r.rewrite_all(&bytes);
+                bytes = r.rewrite_all(bytes);
             }
             return Ok(finish(parts, bytes));
         }
@@ -353,7 +353,7 @@ impl Proxy {
             }
             if let Some(id) = first_id.as_deref() {
                 bytes =
-                    spooled::Rewriter::new(spooled::params(id, backend.name())).rewrite_all(&bytes);
+                    spooled::Rewriter::new(spooled::params(id, backend.name())).rewrite_all(bytes);
             }
         }
         Ok(finish(parts, bytes))

@@ -44,6 +44,14 @@ fn token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%' | b'=' | b'+' | b'/')
 }
 
+/// How many bytes at the end of `buf` (after `from`) may be the start of a marker.
+fn marker_tail(buf: &[u8], from: usize) -> usize {
+    (1..MARKER.len())
+        .rev()
+        .find(|&n| buf.len() >= from + n && buf[buf.len() - n..] == MARKER[..n])
+        .unwrap_or(0)
+}
+
 /// Appends `params` to every segment URI in a byte stream.
 pub struct Rewriter {
     params: Vec<u8>,
@@ -60,10 +68,24 @@ impl Rewriter {
     }
 
     /// Rewrite a whole buffer at once.
-    pub fn rewrite_all(mut self, bytes: &[u8]) -> Bytes {
-        let mut out = self.push(bytes);
-        out.extend_from_slice(&self.finish());
-        out.freeze()
+    pub fn rewrite_all(mut self, bytes: Bytes) -> Bytes {
+        let out = self.push_bytes(bytes);
+        match self.carry.is_empty() {
+            true => out,
+            false => [&out[..], &self.finish()[..]].concat().into(),
+        }
+    }
+
+    /// [`Rewriter::push`] of a chunk that is passed on as it is (not copied) when it names no
+    /// segment and ends in no part of one: the common case of every data page.
+    pub fn push_bytes(&mut self, chunk: Bytes) -> Bytes {
+        if self.carry.is_empty()
+            && memchr::memmem::find(&chunk, MARKER).is_none()
+            && marker_tail(&chunk, 0) == 0
+        {
+            return chunk;
+        }
+        self.push(&chunk).freeze()
     }
 
     /// The rewritten bytes of `chunk` that are final; the rest is carried.
@@ -126,10 +148,7 @@ impl Rewriter {
             }
         }
         // keep a tail that may be the start of a marker
-        let keep = (1..MARKER.len())
-            .rev()
-            .find(|&n| buf.len() >= at + n && buf[buf.len() - n..] == MARKER[..n])
-            .unwrap_or(0);
+        let keep = marker_tail(&buf, at);
         out.extend_from_slice(&buf[at..buf.len() - keep]);
         self.carry.extend_from_slice(&buf[buf.len() - keep..]);
         out
@@ -173,8 +192,8 @@ impl HttpBody for Rewriting {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
-                    let out = self.rewriter.push(&data);
-                    Poll::Ready(Some(Ok(Frame::data(out.freeze()))))
+                    let out = self.rewriter.push_bytes(data);
+                    Poll::Ready(Some(Ok(Frame::data(out))))
                 }
                 Err(frame) => Poll::Ready(Some(Ok(frame))),
             },
@@ -205,7 +224,8 @@ mod tests {
 
     #[test]
     fn every_segment_uri_names_its_query_and_backend() {
-        let out = Rewriter::new(params("q1", "blue one")).rewrite_all(PAGE.as_bytes());
+        let out = Rewriter::new(params("q1", "blue one"))
+            .rewrite_all(Bytes::from_static(PAGE.as_bytes()));
         assert_eq!(String::from_utf8(out.to_vec()).unwrap(), expected());
         assert_eq!(
             owner_params(Some("queryId=q1&spooledBackend=blue+one")),
@@ -220,7 +240,7 @@ mod tests {
             let mut r = Rewriter::new(params("q1", "blue one"));
             let mut out = Vec::new();
             for chunk in bytes.chunks(size) {
-                out.extend_from_slice(&r.push(chunk));
+                out.extend_from_slice(&r.push_bytes(Bytes::copy_from_slice(chunk)));
             }
             out.extend_from_slice(&r.finish());
             assert_eq!(
@@ -234,7 +254,7 @@ mod tests {
     #[test]
     fn pages_without_segments_pass_unchanged_and_nothing_grows() {
         let page = br#"{"data":[[1,"/v1/spooled/other"],[2,"/v1/spool"]],"x":"/v1/spooled/"}"#;
-        let out = Rewriter::new(params("q", "b")).rewrite_all(page);
+        let out = Rewriter::new(params("q", "b")).rewrite_all(Bytes::from_static(page));
         assert_eq!(&out[..], &page[..]);
         // a huge token is passed on, not carried forever
         let mut r = Rewriter::new(params("q", "b"));
