@@ -213,6 +213,7 @@ impl Gateway {
         let reloader = Arc::new(Reloader {
             path,
             applied: std::sync::Mutex::new(config.clone()),
+            applied_slots: std::sync::Mutex::new(reload::slot_digests(&config.routing.chain)),
             last: std::sync::Mutex::new(None),
             routing,
             tokens: tokens.clone(),

@@ -28,6 +28,9 @@ use sluice_routing::Routing;
 pub struct Reloader {
     pub(crate) path: Option<PathBuf>,
     pub(crate) applied: Mutex<Config>,
+    /// The file's filter slots as last applied: (sha256 of the module, config JSON), read when
+    /// they were applied (a module file rewritten in place is a change).
+    pub(crate) applied_slots: Mutex<HashMap<String, (String, String)>>,
     pub(crate) last: Mutex<Option<ReloadReport>>,
     pub(crate) routing: Arc<Routing>,
     pub(crate) tokens: Arc<Tokens>,
@@ -77,8 +80,18 @@ fn slot_source(s: &SlotConfig) -> Result<(Vec<u8>, String), String> {
     Ok((bytes, config))
 }
 
+/// What the swap pipeline is offered for slot `s` of the file.
+fn candidate<'a>(s: &'a SlotConfig, bytes: &'a [u8], config: &str) -> Candidate<'a> {
+    Candidate {
+        slot: &s.slot,
+        module: &s.module,
+        bytes,
+        config_json: config.to_string(),
+    }
+}
+
 /// A reading of each slot of a chain configuration: (sha256 of the module, config JSON).
-fn slot_digests(chain: &[SlotConfig]) -> HashMap<String, (String, String)> {
+pub(crate) fn slot_digests(chain: &[SlotConfig]) -> HashMap<String, (String, String)> {
     chain
         .iter()
         .filter_map(|s| {
@@ -127,7 +140,8 @@ impl Reloader {
             }
         }
         // the filter slots whose file entry changed: all checked before any is swapped
-        let before = slot_digests(&old.routing.chain);
+        let before = self.applied_slots.lock().unwrap().clone();
+        let mut now = HashMap::new();
         let mut swaps = Vec::new();
         for s in &new.routing.chain {
             let (bytes, config) = slot_source(s)?;
@@ -135,6 +149,7 @@ impl Reloader {
             if before.get(&s.slot) != Some(&digest) {
                 swaps.push((s.clone(), bytes, config));
             }
+            now.insert(s.slot.clone(), digest);
         }
         let removed: Vec<&str> = old
             .routing
@@ -154,14 +169,8 @@ impl Reloader {
                 "routing.chain: the gateway started without a chain; adding one needs a restart",
             )?;
             for (s, bytes, config) in &swaps {
-                let candidate = Candidate {
-                    slot: &s.slot,
-                    module: &s.module,
-                    bytes,
-                    config_json: config.clone(),
-                };
                 chain
-                    .check(candidate)
+                    .check(candidate(s, bytes, config))
                     .await
                     .map_err(|e| format!("routing.chain: slot {}: {e}", s.slot))?;
             }
@@ -190,15 +199,9 @@ impl Reloader {
         }
         if let Some(chain) = &self.chain {
             for (s, bytes, config) in &swaps {
-                let candidate = Candidate {
-                    slot: &s.slot,
-                    module: &s.module,
-                    bytes,
-                    config_json: config.clone(),
-                };
                 chain
                     .swap(
-                        candidate,
+                        candidate(s, bytes, config),
                         Persist::New {
                             created_by: "reload",
                         },
@@ -214,6 +217,7 @@ impl Reloader {
             }
         }
         *self.applied.lock().unwrap() = new;
+        *self.applied_slots.lock().unwrap() = now;
         Ok((applied, restart))
     }
 }

@@ -148,3 +148,44 @@ async fn a_reload_applies_routing_tokens_backends_and_filters_or_nothing() {
     assert_eq!(lands(&gw, Some("nosuch")).await.1, "etl-1");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_module_file_rewritten_in_place_is_swapped_by_a_reload() {
+    let (a, e) = (cluster("adhoc-1").await, cluster("etl-1").await);
+    let dir = temp_sqlite("reload-module");
+    let module = dir.dir.join("balance.wasm");
+    let builtin = |name| sluice_filters::builtin::bytes(name).unwrap();
+    std::fs::write(&module, builtin("query-count")).unwrap();
+    let chain = format!(
+        "routing:\n  chain:\n    - {{ slot: balance, module: '{}' }}\n",
+        module.display()
+    );
+    let path = dir.dir.join("sluice.yaml");
+    std::fs::write(&path, text(&a.url(), &e.url(), "", "", &chain)).unwrap();
+    let gw = Gw::start_file(&path).await;
+    // the same path, another module: the file changed, so the slot must follow
+    std::fs::write(&module, builtin("stochastic")).unwrap();
+    let (status, report) = reload(&gw, ADMIN).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(
+        report["applied"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("routing.chain.balance")),
+        "{report}"
+    );
+    let (_, filters) = gw
+        .admin_as(
+            Method::GET,
+            "/api/v1/filters",
+            Some(VIEWER),
+            Default::default(),
+        )
+        .await;
+    let sha = sluice_filters::engine::sha256(builtin("stochastic"));
+    assert_eq!(filters[0]["sha256"], sha.as_str(), "{filters}");
+    // and a reload of an unchanged file swaps nothing
+    let (_, report) = reload(&gw, ADMIN).await;
+    assert_eq!(report["applied"], serde_json::json!([]), "{report}");
+    gw.stop().await;
+}
