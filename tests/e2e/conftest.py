@@ -39,9 +39,10 @@ def http_json(method, url, body=None, headers=None, timeout=10):
 
 
 class Proc:
-    def __init__(self, args, cwd=None):
+    def __init__(self, args, cwd=None, preexec_fn=None):
         self.args = args
-        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
+                                  preexec_fn=preexec_fn)
         line = self.p.stdout.readline()
         if not line:
             err = self.p.stderr.read()
@@ -70,8 +71,9 @@ class Fake(Proc):
 
 
 class Gateway(Proc):
-    def __init__(self, config_path):
-        super().__init__([sluice_bin(), "serve", "--config", str(config_path), "--print-addrs"])
+    def __init__(self, config_path, preexec_fn=None):
+        super().__init__([sluice_bin(), "serve", "--config", str(config_path), "--print-addrs"],
+                         preexec_fn=preexec_fn)
         self.host, port = self.info["proxy"].rsplit(":", 1)
         self.port = int(port)
         self.admin = f"http://{self.info['admin']}"

@@ -34,11 +34,13 @@ def test_idle_sockets_do_not_starve_queries_or_the_admin_api(procs, tmp_path):
     fake = Fake("adhoc-1")
     procs.append(fake)
     cfg = write_config(tmp_path, [("adhoc-1", "adhoc", fake.url)],
-                       proxy="{ header_read_timeout_ms: 500, max_connections: 300 }")
-    gw = Gateway(cfg)
+                       proxy="{ header_read_timeout_ms: 500, max_connections: 150 }")
+    # a process that may open 256 files at most: 400 idle sockets would exhaust it
+    gw = Gateway(cfg, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)))
     procs.append(gw)
+    assert limits_of(gw.p.pid) == (256, 256)
     idle = []
-    for _ in range(400):  # more than the connection limit, sending nothing
+    for _ in range(400):  # more than the descriptors it has, sending nothing
         s = socket.create_connection((gw.host, gw.port), timeout=5)
         idle.append(s)
     try:
