@@ -1,6 +1,5 @@
 //! The admin API's request and response bodies, as types: the server serialises them, the CLI
 //! (`sluice filter …`) deserialises the same types, so the two cannot drift apart.
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 pub use sluice_filters::fleet::status::{ActiveVersion, FleetView, InstanceSlotView, InstanceView};
@@ -96,53 +95,6 @@ pub struct QueryPage {
     pub queries: Vec<QueryRecord>,
     /// Pass as `cursor` for the next page; none after the last page.
     pub next_cursor: Option<String>,
-}
-
-/// `multipart/form-data` with the parts `module` (the component) and `config` (YAML or JSON).
-/// The body `PUT /api/v1/filters/{slot}` takes with a config: returns (content type, body).
-pub fn multipart_upload(module: &[u8], config: &str) -> (String, Bytes) {
-    let boundary = format!("sluice-{:032x}", rand::random::<u128>());
-    let mut body = Vec::with_capacity(module.len() + config.len() + 512);
-    body.extend_from_slice(format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"module\"; filename=\"module.wasm\"\r\nContent-Type: application/wasm\r\n\r\n"
-    ).as_bytes());
-    body.extend_from_slice(module);
-    body.extend_from_slice(format!(
-        "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"config\"\r\nContent-Type: application/yaml\r\n\r\n"
-    ).as_bytes());
-    body.extend_from_slice(config.as_bytes());
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (
-        format!("multipart/form-data; boundary={boundary}"),
-        body.into(),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn multipart_bodies_parse_back_into_module_and_config() {
-        let module = b"\0asm\x0d\0\x01\0binary\r\n--not-a-boundary";
-        let (ct, body) = multipart_upload(module, "window_seconds: 5\n");
-        let boundary = multer::parse_boundary(&ct).unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let stream =
-                futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
-            let mut form = multer::Multipart::new(stream, boundary);
-            let f = form.next_field().await.unwrap().unwrap();
-            assert_eq!(f.name(), Some("module"));
-            assert_eq!(&f.bytes().await.unwrap()[..], &module[..]);
-            let f = form.next_field().await.unwrap().unwrap();
-            assert_eq!(f.name(), Some("config"));
-            assert_eq!(f.text().await.unwrap(), "window_seconds: 5\n");
-            assert!(form.next_field().await.unwrap().is_none());
-        });
-    }
 }
 
 /// One backend of `GET /api/v1/backends`, and the answer to a backend change.

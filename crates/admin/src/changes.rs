@@ -148,7 +148,7 @@ impl Admin {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .filter(|ct| ct.starts_with("multipart/form-data"))
-            .map(multer::parse_boundary);
+            .map(sluice_http::multipart::boundary);
         let who = auth::Tokens::who(req.headers());
         let body = match read_body(req).await {
             Ok(b) => b,
@@ -156,7 +156,7 @@ impl Admin {
         };
         let bytes = match boundary {
             None => body,
-            Some(Err(e)) => return bad_request(Step::Upload, format!("multipart: {e}")),
+            Some(Err(e)) => return bad_request(Step::Upload, e.to_string()),
             Some(Ok(boundary)) => match multipart(body, boundary).await {
                 Ok((module, config)) => {
                     if let Some(c) = config {
@@ -282,30 +282,20 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Refused> {
 /// The `module` and `config` parts of a `multipart/form-data` upload.
 async fn multipart(body: Bytes, boundary: String) -> Result<(Bytes, Option<String>), SwapError> {
     let upload = |message: String| SwapError::new(Step::Upload, message);
-    let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
-    let mut form = multer::Multipart::new(stream, boundary);
-    let (mut module, mut config) = (None, None);
-    while let Some(field) = form
-        .next_field()
+    let parts = sluice_http::multipart::parts(body, boundary, &["module", "config"])
         .await
-        .map_err(|e| upload(format!("multipart: {e}")))?
-    {
-        match field.name() {
-            Some("module") => {
-                module = Some(field.bytes().await.map_err(|e| upload(e.to_string()))?)
-            }
-            Some("config") => {
-                let text = field.text().await.map_err(|e| upload(e.to_string()))?;
-                let json = sluice_filters::config_to_json(&text)
-                    .map_err(|e| SwapError::new(Step::Config, e.to_string()))?;
-                config = Some(json);
-            }
-            other => {
-                return Err(upload(format!(
-                    "unexpected multipart part {other:?}: send 'module' and 'config'"
-                )))
-            }
+        .map_err(|e| upload(e.to_string()))?;
+    let (mut module, mut config) = (None, None);
+    for (name, bytes) in parts {
+        if name == "module" {
+            module = Some(bytes);
+            continue;
         }
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| SwapError::new(Step::Config, format!("config is not UTF-8: {e}")))?;
+        let json = sluice_filters::config_to_json(text)
+            .map_err(|e| SwapError::new(Step::Config, e.to_string()))?;
+        config = Some(json);
     }
     let module = module.ok_or_else(|| upload("multipart upload without a 'module' part".into()))?;
     Ok((module, config))

@@ -36,6 +36,7 @@ pub mod invalid;
 pub mod log;
 pub mod proxy;
 pub mod routing;
+pub mod slot_text;
 pub mod store;
 pub mod subst;
 

@@ -119,7 +119,13 @@ fn compare(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Result<(
                     at(path)
                 ));
             }
-            for ((ka, va), (_, vb)) in x.iter().zip(y.iter()) {
+            for ((ka, va), (kb, vb)) in x.iter().zip(y.iter()) {
+                if ka != kb {
+                    return Err(format!(
+                        "{}: an environment value may not name a key",
+                        at(path)
+                    ));
+                }
                 let key = ka
                     .as_str()
                     .map(String::from)
@@ -145,8 +151,9 @@ fn compare(a: &serde_yaml::Value, b: &serde_yaml::Value, path: &str) -> Result<(
                 .enumerate()
                 .try_for_each(|(i, (va, vb))| compare(va, vb, &format!("{path}[{i}]")))
         }
-        (Value::Mapping(_) | Value::Sequence(_), _)
-        | (_, Value::Mapping(_) | Value::Sequence(_)) => Err(format!(
+        (Value::Tagged(x), Value::Tagged(y)) if x.tag == y.tag => compare(&x.value, &y.value, path),
+        (Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_), _)
+        | (_, Value::Mapping(_) | Value::Sequence(_) | Value::Tagged(_)) => Err(format!(
             "{}: an environment value must be a single value, not YAML structure",
             at(path)
         )),
@@ -209,5 +216,24 @@ mod tests {
             .unwrap_err()
             .message
             .contains("not a valid"));
+    }
+
+    #[test]
+    fn a_value_cannot_name_a_key_or_bring_a_tagged_collection() {
+        let with = |v: &'static str| move |_: &str| Some(v.to_string());
+        let text = "proxy:\n  ${K}: 1\n";
+        let sub = substitute(text, &with("admin")).unwrap();
+        assert!(same_structure(text, &sub)
+            .unwrap_err()
+            .contains("may not name a key"));
+        let text = "a: ${V}\n";
+        let sub = substitute(text, &with("!t {tokens: [x]}")).unwrap();
+        assert!(same_structure(text, &sub)
+            .unwrap_err()
+            .contains("single value"));
+        let sub = substitute(text, &with("!t word")).unwrap();
+        assert!(same_structure(text, &sub).is_err());
+        let sub = substitute(text, &with("word")).unwrap();
+        assert_eq!(same_structure(text, &sub), Ok(()));
     }
 }

@@ -1,6 +1,5 @@
 //! What can go wrong in the filters, by where it happens: a call ([`FilterError`]), a change or
-//! a load ([`SwapError`], naming its [`Step`]), a config text ([`ConfigTextError`]), the chain at
-//! start ([`LoadChainError`]).
+//! a load ([`SwapError`], naming its [`Step`]), the chain at start ([`LoadChainError`]).
 use serde::{Deserialize, Serialize};
 use sluice_store::StoreError;
 
@@ -131,20 +130,6 @@ pub enum FilterError {
         /// What the filter said.
         message: String,
     },
-}
-
-/// A filter config given as YAML or JSON text could not become the JSON handed to `init`.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigTextError {
-    /// Neither YAML nor JSON.
-    #[error("config is not YAML/JSON: {0}")]
-    NotYaml(#[from] serde_yaml::Error),
-    /// YAML that has no JSON form (e.g. a non-string map key).
-    #[error("config is not JSON-compatible: {0}")]
-    NotJson(#[from] serde_json::Error),
-    /// YAML anchors or aliases (`&a`, `*a`), which can expand without bound.
-    #[error("config uses YAML anchors or aliases (&name, *name), which filter configs do not accept: write the values out")]
-    Aliases,
 }
 
 /// A slot of `routing.chain` that could not be loaded at start.

@@ -52,9 +52,10 @@ pub mod watch;
 
 pub use chain::FilterChain;
 pub use engine::MAX_MEMORY_MB;
-pub use error::{ChainCause, ConfigTextError, FilterError, LoadChainError, Step, SwapError};
+pub use error::{ChainCause, FilterError, LoadChainError, Step, SwapError};
 pub use follow::CatchUp;
 pub use slot::{LoadContext, LoadedFilter};
+pub use sluice_config::slot_text::{config_to_json, ConfigTextError};
 pub use swap::{Candidate, Persist, Swapped};
 
 /// The filters' own checks of a configuration, beyond what `sluice-config` knows: every
@@ -81,52 +82,6 @@ pub fn check_config(config: &Config) -> Result<(), Invalid> {
         ));
     }
     Ok(())
-}
-
-/// A filter config given as YAML or JSON text, as the JSON handed to `init`. YAML anchors and
-/// aliases are refused: an alias repeats a whole subtree, and nested ones make a few bytes of text
-/// expand into gigabytes (a "billion laughs" config).
-pub fn config_to_json(text: &str) -> Result<String, ConfigTextError> {
-    if has_anchor_or_alias(text) {
-        return Err(ConfigTextError::Aliases);
-    }
-    let value: serde_yaml::Value = serde_yaml::from_str(text)?;
-    Ok(serde_json::to_string(&value)?)
-}
-
-/// Whether YAML `text` has an anchor (`&a`) or an alias (`*a`) where a node begins: outside
-/// quotes and comments, after a line start, a space, `[`, `{` or `,`.
-fn has_anchor_or_alias(text: &str) -> bool {
-    for line in text.lines() {
-        let chars: Vec<char> = line.chars().collect();
-        let (mut single, mut double, mut escaped) = (false, false, false);
-        for (i, &c) in chars.iter().enumerate() {
-            if double {
-                match (escaped, c) {
-                    (true, _) => escaped = false,
-                    (false, '\\') => escaped = true,
-                    (false, '"') => double = false,
-                    _ => {}
-                }
-                continue;
-            }
-            if single {
-                single = c != '\'';
-                continue;
-            }
-            let boundary = i == 0 || matches!(chars[i - 1], ' ' | '\t' | '[' | '{' | ',');
-            match c {
-                '#' if boundary => break,
-                '\'' => single = true,
-                '"' => double = true,
-                '&' | '*' if boundary && chars.get(i + 1).is_some_and(|n| !n.is_whitespace()) => {
-                    return true;
-                }
-                _ => {}
-            }
-        }
-    }
-    false
 }
 
 /// Load every slot of `config.routing.chain`. Any slot that fails to load is an error naming the
@@ -176,34 +131,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn yaml_anchors_and_aliases_are_refused_in_filter_configs() {
-        let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n";
-        assert!(matches!(
-            config_to_json(bomb),
-            Err(ConfigTextError::Aliases)
-        ));
-        assert!(matches!(
-            config_to_json("x: *a"),
-            Err(ConfigTextError::Aliases)
-        ));
-        assert!(matches!(
-            config_to_json("- &x 1\n- *x"),
-            Err(ConfigTextError::Aliases)
-        ));
-        // ampersands and stars inside values, quotes and comments are values
-        for fine in [
-            "team: R&D",
-            "rule: 'a *b &c'",
-            "q: \"SELECT * FROM t\"",
-            "x: 1 # &not an anchor",
-            "regex: \".*\"",
-            "{\"tables\": [\"hive.*.orders\"]}",
-        ] {
-            assert!(config_to_json(fine).is_ok(), "{fine}");
-        }
-    }
-
-    #[test]
     fn unknown_builtins_and_oversized_memory_are_refused_with_their_line() {
         let no_env = |_: &str| None;
         let text = "routing:\n  chain:\n    - slot: a\n      module: builtin:nope\n";
@@ -221,14 +148,5 @@ mod tests {
             err.contains("filters.memory_limit_mb: at most 512 MiB (line 2)"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn config_text_becomes_json_or_says_why_not() {
-        assert_eq!(config_to_json("{a: 1}").unwrap(), r#"{"a":1}"#);
-        assert!(matches!(
-            config_to_json("a: [1"),
-            Err(ConfigTextError::NotYaml(_))
-        ));
     }
 }

@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | this file | [`Body`] (streamed or built in place), [`full_body`], [`empty_body`], [`json_response`] |
 //! | [`client`] | [`client::build`]: the pooled hyper client of the forwarder, the health poller, the owner search and the CLI |
+//! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::BodyExt;
 
 pub mod client;
+pub mod multipart;
 pub mod serve;
 
 /// The body type every Sluice request and response uses: streamed from a peer or built in place.

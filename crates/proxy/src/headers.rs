@@ -82,11 +82,13 @@ impl Forwarded {
         let host_header = get("x-forwarded-host")
             .filter(|_| trust)
             .or_else(|| get("host"));
-        let (host, mut port) =
-            match host_header.and_then(|h| h.parse::<http::uri::Authority>().ok()) {
-                Some(a) => (a.host().to_string(), a.port_u16()),
-                None => (host_literal(local.ip()), Some(local.port())),
-            };
+        let (host, mut port) = match host_header
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .filter(|a| valid_host(a.host()))
+        {
+            Some(a) => (a.host().to_string(), a.port_u16()),
+            None => (host_literal(local.ip()), Some(local.port())),
+        };
         if trust {
             if let Some(p) = get("x-forwarded-port").and_then(|p| p.parse().ok()) {
                 port = Some(p);
@@ -154,6 +156,24 @@ impl Forwarded {
     }
 }
 
+/// Whether `host` (from `Host` or `X-Forwarded-Host`) is a DNS name or an IP literal: anything
+/// else would make the base URL Sluice writes into answers unparsable, so the listener's own
+/// address is used instead.
+fn valid_host(host: &str) -> bool {
+    match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            !host.is_empty()
+                && host
+                    .split('.')
+                    .all(|label| !label.is_empty() || host.ends_with('.'))
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        }
+    }
+}
+
 fn host_literal(ip: IpAddr) -> String {
     match ip {
         IpAddr::V4(v4) => v4.to_string(),
@@ -167,6 +187,26 @@ mod tests {
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_host_that_is_no_host_name_gives_the_listeners_address() {
+        let local = addr("127.0.0.1:8080");
+        for bad in [":", "([::1]:9", "![::1]:9", "a..b", "[zz]:1", "a b"] {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(bad) {
+                h.insert("host", v);
+            }
+            let f = Forwarded::from_request(&h, addr("10.0.0.1:1"), local, false);
+            assert_eq!(f.external_base(), "http://127.0.0.1:8080", "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("host", HeaderValue::from_static("gw.example:9"));
+        let f = Forwarded::from_request(&h, addr("10.0.0.1:1"), local, false);
+        assert_eq!(f.external_base(), "http://gw.example:9");
+        h.insert("host", HeaderValue::from_static("[::1]:9"));
+        let f = Forwarded::from_request(&h, addr("10.0.0.1:1"), local, false);
+        assert_eq!(f.external_base(), "http://[::1]:9");
     }
 
     #[test]

@@ -67,7 +67,7 @@ pub async fn run(admin_url: &str, json: bool, command: FilterCommand) -> anyhow:
                 Some(c) => {
                     let text = String::from_utf8(read(&c)?)
                         .with_context(|| format!("{} is not UTF-8", c.display()))?;
-                    let (ct, body) = sluice_admin::api::multipart_upload(&module, &text);
+                    let (ct, body) = sluice_http::multipart::upload(&module, &text);
                     api.call(Method::PUT, &slot_path(&slot), Some(&ct), body)
                         .await?
                 }

@@ -170,7 +170,7 @@ async fn a_multipart_upload_carries_module_and_config() {
     let gw = Gw::start(fx.config(vec![to_group("rules", "adhoc")])).await;
     wait_drained(&gw).await;
     let module = sluice_filters::builtin::bytes("routing-rules").unwrap();
-    let (ct, body) = sluice_admin::api::multipart_upload(module, "default_group: etl\nrules: []\n");
+    let (ct, body) = sluice_http::multipart::upload(module, "default_group: etl\nrules: []\n");
     let uri = format!("http://{}/api/v1/filters/rules", gw.gateway.admin_addr);
     let req = http::Request::put(uri)
         .header("authorization", format!("Bearer {ADMIN}"))
