@@ -3,8 +3,11 @@
 //! memory, `"trap"` panics, `"ghost"` routes to a backend that does not exist, `"unhealthy"`
 //! routes to the first unhealthy backend, `"reject-init"` fails `init`, `"spin-init"` loops in
 //! `init`, `"hoard-init"` keeps 24 MiB from `init` on (it loads only under a larger memory
-//! limit), `"echo-user"` rejects users named `reject-*` (403) and passes the rest, `"fine"` passes.
+//! limit), `"echo-user"` rejects users named `reject-*` (403) and passes the rest, `"script"` runs the
+//! query text as a script of host calls (see [`script`]), `"fine"` passes.
 use std::sync::Mutex;
+
+mod script;
 
 use sluice_filter_sdk::{export_filter, Ctx, Decision, Health, InitInfo, QueryRequest};
 
@@ -58,6 +61,7 @@ fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
             }),
             _ => Decision::Pass,
         },
+        "script" => script::run(&req.query_text, ctx),
         _ => Decision::Pass,
     }
 }

@@ -1,6 +1,7 @@
 //! Gateway integration tests: real fake clusters and a real gateway on ephemeral loopback ports.
 mod admin;
 mod backends;
+mod boundary;
 mod cache;
 mod filters;
 mod fleet;
