@@ -41,7 +41,7 @@ pub fn rewrite(data: &[u8]) {
     );
 
     let needle = segment_params();
-    if memchr_count(&body, needle.as_bytes()) == 0 {
+    if !body.windows(needle.len()).any(|w| w == needle.as_bytes()) {
         let text = String::from_utf8_lossy(&whole);
         let undone = text
             .replace(&format!("?{needle}&"), "?")
@@ -52,10 +52,6 @@ pub fn rewrite(data: &[u8]) {
             "rewrite changed more than it appended"
         );
     }
-}
-
-fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
-    hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
 thread_local! {
