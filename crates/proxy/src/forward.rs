@@ -61,11 +61,12 @@ impl Forwarder {
         body: Body,
         forwarded: &Forwarded,
     ) -> Result<Response<Incoming>, ForwardError> {
+        // the client's path and query as they are (a shared buffer: cloned, not copied)
         let path_and_query = parts
             .uri
             .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         let base = &backend.uri;
         let uri = Uri::builder()
             .scheme(base.scheme().cloned().unwrap_or(http::uri::Scheme::HTTP))
@@ -84,12 +85,12 @@ impl Forwarder {
         headers.remove(header::HOST); // the client sets the backend's authority
         forwarded.apply(headers);
 
-        let name = backend.name().to_string();
+        let name = || backend.name().to_string();
         let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
         let mut resp = match result {
             Err(_) => {
                 return Err(ForwardError::Other(GatewayError::BackendTimeout {
-                    backend: name,
+                    backend: name(),
                     timeout_ms: self.response_timeout.as_millis() as u64,
                 }))
             }
@@ -102,13 +103,13 @@ impl Forwarder {
             }
             Ok(Err(e)) if e.is_connect() => {
                 return Err(ForwardError::Connect(GatewayError::BackendUnreachable {
-                    backend: name,
+                    backend: name(),
                     reason: error_chain(&e),
                 }))
             }
             Ok(Err(e)) => {
                 return Err(ForwardError::Other(GatewayError::BackendUnreachable {
-                    backend: name,
+                    backend: name(),
                     reason: error_chain(&e),
                 }))
             }

@@ -313,8 +313,8 @@ impl Proxy {
         let mut bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
         let mut first_id = None;
         if parts.status == StatusCode::OK {
-            match serde_json::from_slice::<serde_json::Value>(&bytes) {
-                Ok(v) => match v.get("id").and_then(|id| id.as_str()) {
+            match answer_id(&bytes) {
+                Ok(v) => match v.as_deref() {
                     Some(id) if query_id::is_query_id(id) => {
                         first_id = Some(id.to_string());
                         let history = HistoryRow {
@@ -360,6 +360,17 @@ impl Proxy {
     }
 }
 
+/// The `id` of a new query's first answer, read without building the rest of the document (the
+/// other fields are skipped as they are parsed).
+fn answer_id(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
+    #[derive(serde::Deserialize)]
+    struct First<'a> {
+        #[serde(borrow, default)]
+        id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<First>(bytes).map(|f| f.id.map(std::borrow::Cow::into_owned))
+}
+
 fn is_json<B>(resp: &Response<B>) -> bool {
     resp.headers()
         .get(header::CONTENT_TYPE)
@@ -382,4 +393,21 @@ async fn collect(backend: &Backend, body: Incoming, limit: usize) -> Result<Byte
 fn finish(mut parts: http::response::Parts, bytes: Bytes) -> Response<Body> {
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, full_body(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answer_id;
+
+    #[test]
+    fn a_first_answers_id_is_read_and_the_rest_skipped() {
+        let page = br#"{"data":[[1,{"id":"nested"}]],"id":"20240101_000000_00001_abcde","stats":{"state":"QUEUED"}}"#;
+        let id = answer_id(page).unwrap();
+        assert_eq!(id.as_deref(), Some("20240101_000000_00001_abcde"));
+        // an escaped id is unescaped, as a DOM would
+        let id = answer_id(br#"{"id":"2024\u005f1"}"#).unwrap();
+        assert_eq!(id.as_deref(), Some("2024_1"));
+        assert_eq!(answer_id(br#"{"error":{}}"#).unwrap(), None);
+        assert!(answer_id(b"[1]").is_err() && answer_id(b"<html>").is_err());
+    }
 }
