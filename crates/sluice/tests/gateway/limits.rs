@@ -20,6 +20,15 @@ async fn gateway(tune: impl FnOnce(&mut sluice_config::Config)) -> (FakeTrino, G
     (a, gw)
 }
 
+/// A raw connection to the proxy port that has sent `request` (bytes as written, framing and all).
+async fn send_raw(gw: &Gw, request: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
+    s.write_all(request).await.unwrap();
+    s
+}
+
+const INFO: &[u8] = b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n";
+
 /// Read until the peer closes; what it sent.
 async fn until_closed(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -59,10 +68,7 @@ async fn a_slowloris_client_is_cut_off_and_others_are_served() {
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let (_a, gw) = gateway(|c| c.proxy.idle_timeout_ms = 300).await;
-    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
-    s.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
+    let mut s = send_raw(&gw, INFO).await;
     // the answer comes, then nothing more: the gateway closes the idle connection
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -74,11 +80,8 @@ async fn connections_past_the_limit_get_503_and_the_admin_listener_still_answers
     let (_a, gw) = gateway(|c| c.proxy.max_connections = 2).await;
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
         // a request answered proves the connection holds a slot
-        s.write_all(b"GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let mut s = send_raw(&gw, INFO).await;
         let mut buf = [0u8; 12];
         s.read_exact(&mut buf).await.unwrap();
         held.push(s);
@@ -95,10 +98,7 @@ async fn connections_past_the_limit_get_503_and_the_admin_listener_still_answers
 #[tokio::test]
 async fn a_stalled_statement_body_gets_408() {
     let (_a, gw) = gateway(|c| c.proxy.body_timeout_ms = 300).await;
-    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
-    s.write_all(b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 100\r\n\r\nSELECT")
-        .await
-        .unwrap();
+    let mut s = send_raw(&gw, b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 100\r\n\r\nSELECT").await;
     let mut buf = vec![0u8; 512];
     let n = tokio::time::timeout(BOUND, s.read(&mut buf))
         .await
@@ -117,11 +117,7 @@ async fn statement_bytes_held_across_connections_stay_within_the_budget() {
     })
     .await;
     // one client holds 900 KiB of a 1 MiB statement and stalls
-    let mut greedy = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
-    greedy
-        .write_all(b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 1048576\r\n\r\n")
-        .await
-        .unwrap();
+    let mut greedy = send_raw(&gw, b"POST /v1/statement HTTP/1.1\r\nHost: x\r\nX-Trino-User: u\r\nContent-Length: 1048576\r\n\r\n").await;
     greedy.write_all(&vec![b' '; 900 << 10]).await.unwrap();
     // another client's 200 KiB statement does not fit beside it: 503, not a second megabyte
     let big = format!("SELECT 1 {}", " ".repeat(200 << 10));
@@ -169,9 +165,8 @@ async fn dot_segments_are_refused_before_any_backend_sees_them() {
     let (a, gw) = gateway(|_| {}).await;
     let before = a.requests();
     for path in ["/ui/../v1/jmx", "/v1/query/%2e%2e/jmx", "/ui/./login"] {
-        let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
         let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
+        let mut s = send_raw(&gw, req.as_bytes()).await;
         let text = until_closed(&mut s).await;
         assert!(text.starts_with("HTTP/1.1 400"), "{path}: {text}");
     }
@@ -217,10 +212,7 @@ async fn a_malformed_chunked_body_is_the_clients_error_not_the_backends() {
     c.backends[0].stats = Some(sluice_config::StatsSource::InfoOnly);
     c.proxy.extra_paths = vec!["/echo".into()];
     let gw = Gw::start(c).await;
-    let mut s = TcpStream::connect(gw.gateway.proxy_addr).await.unwrap();
-    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\nzz\r\nbroken\r\n")
-        .await
-        .unwrap();
+    let mut s = send_raw(&gw, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\nzz\r\nbroken\r\n").await;
     let text = until_closed(&mut s).await;
     assert!(text.starts_with("HTTP/1.1 400"), "{text}");
     gw.stop().await;
