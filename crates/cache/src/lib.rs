@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | [`tiered`] | [`TieredCache`]: any key through the tiers; filters reach it (namespaced) through the WIT `cache` interface |
 //! | [`locator`] | [`QueryLocator`]: query id → [`QueryLocation`], with the search and a negative cache |
+//! | `query_l1` | the locator's own L1: query locations packed small (interned names, inline ids) |
 //! | [`invalidate`] | a delete announced on Valkey drops the key from every instance's L1 |
 //! | [`l2_redis`] | [`l2_redis::L2`]: the shared tier, with a time limit per operation and a health flag |
 //! | [`search`] | [`search::BackendSearch`]: ask every backend `GET /v1/query/{id}` |
@@ -19,6 +20,7 @@ pub mod l2_redis;
 pub mod locator;
 pub mod metrics;
 pub mod pubsub;
+mod query_l1;
 pub mod search;
 pub mod tiered;
 

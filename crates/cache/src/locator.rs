@@ -8,6 +8,7 @@ use sluice_config::CacheConfig;
 use sluice_store::HistoryRow;
 
 use crate::metrics::Tier;
+use crate::query_l1::QueryL1;
 use crate::search::BackendSearch;
 use crate::TieredCache;
 
@@ -37,10 +38,11 @@ impl QueryLocation {
 
 /// Query id → location, through the tiers, then the backend search.
 pub struct QueryLocator {
+    /// Query locations in process (their own compact L1, not the tiers' general one).
+    l1: QueryL1,
     tiers: Arc<TieredCache>,
     negative: moka::sync::Cache<Arc<str>, ()>,
     search: Option<BackendSearch>,
-    l1_ttl: Duration,
     l2_ttl: Duration,
 }
 
@@ -57,22 +59,33 @@ impl QueryLocator {
         search: Option<BackendSearch>,
     ) -> Self {
         Self {
+            l1: QueryL1::new(
+                config.l1.capacity,
+                Duration::from_secs(config.l1.ttl_seconds),
+            ),
             tiers,
             negative: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_millis(config.search.negative_ttl_ms.max(1)))
                 .build(),
             search,
-            l1_ttl: Duration::from_secs(config.l1.ttl_seconds),
             l2_ttl: Duration::from_secs(config.valkey.ttl_seconds),
         }
     }
 
     /// Where `query_id` lives, if any tier knows or a backend owns it.
     pub async fn locate(&self, query_id: &str) -> Option<QueryLocation> {
+        let t = Instant::now();
+        let held = self.l1.get(query_id);
+        let metrics = self.tiers.metrics();
+        metrics.lookup(Tier::L1, held.is_some(), t.elapsed());
+        if held.is_some() {
+            return held;
+        }
         let key = query_key(query_id);
-        if let Some((v, _)) = self.tiers.get(&key, self.l1_ttl, self.l2_ttl).await {
+        if let Some((v, _)) = self.tiers.get_below_l1(&key, None, self.l2_ttl).await {
             if let Some(loc) = QueryLocation::decode(&v) {
+                self.l1.insert(query_id, &loc);
                 return Some(loc);
             }
         }
@@ -108,20 +121,33 @@ impl QueryLocator {
 
     /// Remember where a query lives.
     pub async fn remember(&self, query_id: &str, location: QueryLocation) {
+        self.remember_with(query_id, location, None).await
+    }
+
+    async fn remember_with(
+        &self,
+        query_id: &str,
+        location: QueryLocation,
+        history: Option<HistoryRow>,
+    ) {
+        let t = Instant::now();
+        self.l1.insert(query_id, &location);
+        self.tiers.metrics().write(Tier::L1, t.elapsed());
         let key = query_key(query_id);
         self.tiers
-            .set(&key, location.encode(), self.l1_ttl, self.l2_ttl)
+            .set_below_l1(&key, location.encode(), self.l2_ttl, history)
             .await;
     }
 
     /// Remember a new query (before its first response reaches the client) and queue its history
     /// row for L3.
     pub async fn remember_new(&self, query_id: &str, location: QueryLocation, history: HistoryRow) {
-        let key = query_key(query_id);
-        let value = location.encode();
-        self.tiers
-            .set_with(&key, value, self.l1_ttl, self.l2_ttl, Some(history))
-            .await;
+        self.remember_with(query_id, location, Some(history)).await
+    }
+
+    /// Drop every location held in process (tests: force reads to the lower tiers).
+    pub fn clear_l1(&self) {
+        self.l1.clear();
     }
 
     /// The tiers underneath.
@@ -131,7 +157,7 @@ impl QueryLocator {
 
     /// Number of entries held in process (approximate; for status pages).
     pub fn l1_entries(&self) -> u64 {
-        self.tiers.l1_entries()
+        self.l1.len()
     }
 }
 
@@ -183,7 +209,6 @@ mod tests {
             c.remember(&format!("20240101_000000_{i:05}_abcde"), loc("a"))
                 .await;
         }
-        c.tiers.l1.run_pending_tasks();
         assert!(c.l1_entries() <= 100, "held {}", c.l1_entries());
     }
 

@@ -113,19 +113,24 @@ impl TieredCache {
             return Some((e.value, Tier::L1));
         }
         self.metrics.lookup(Tier::L1, false, t.elapsed());
+        self.get_below_l1(key, Some(l1_ttl), l2_ttl).await
+    }
+
+    /// Look `key` up in L2, then L3 (a caller with an L1 of its own has missed there); a hit
+    /// fills L2 and, with `l1_ttl`, this cache's L1.
+    pub async fn get_below_l1(
+        &self,
+        key: &str,
+        l1_ttl: Option<Duration>,
+        l2_ttl: Duration,
+    ) -> Option<(Bytes, Tier)> {
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
             if let Some(found) = self.l2_result(l2.get(key).await) {
                 self.metrics.lookup(Tier::L2, found.is_some(), t.elapsed());
                 if let Some(v) = found {
                     let value = Bytes::from(v);
-                    self.l1.insert(
-                        key.into(),
-                        L1Entry {
-                            value: value.clone(),
-                            ttl: l1_ttl,
-                        },
-                    );
+                    self.fill_l1(key, &value, l1_ttl);
                     return Some((value, Tier::L2));
                 }
             }
@@ -141,17 +146,18 @@ impl TieredCache {
         };
         self.metrics.lookup(Tier::L3, found.is_some(), t.elapsed());
         let value = Bytes::from(found?);
-        self.l1.insert(
-            key.into(),
-            L1Entry {
-                value: value.clone(),
-                ttl: l1_ttl,
-            },
-        );
+        self.fill_l1(key, &value, l1_ttl);
         if let Some(l2) = &self.l2 {
             self.l2_result(l2.set(key, &value, l2_ttl).await);
         }
         Some((value, Tier::L3))
+    }
+
+    fn fill_l1(&self, key: &str, value: &Bytes, ttl: Option<Duration>) {
+        if let Some(ttl) = ttl {
+            let value = value.clone();
+            self.l1.insert(key.into(), L1Entry { value, ttl });
+        }
     }
 
     /// Several keys: L1 first, the rest from L2 in one round trip.
@@ -204,14 +210,20 @@ impl TieredCache {
         history: Option<HistoryRow>,
     ) {
         let t = Instant::now();
-        self.l1.insert(
-            key.into(),
-            L1Entry {
-                value: value.clone(),
-                ttl: l1_ttl,
-            },
-        );
+        self.fill_l1(key, &value, Some(l1_ttl));
         self.metrics.write(Tier::L1, t.elapsed());
+        self.set_below_l1(key, value, l2_ttl, history).await
+    }
+
+    /// Write through L2 (awaited) and queue for L3, with an optional history row: for a caller
+    /// with an L1 of its own.
+    pub async fn set_below_l1(
+        &self,
+        key: &str,
+        value: Bytes,
+        l2_ttl: Duration,
+        history: Option<HistoryRow>,
+    ) {
         if let Some(l3) = &self.l3 {
             let entry = Write::Entry {
                 key: key.to_string(),
