@@ -19,6 +19,7 @@ fn bound(field: &str) -> Option<u64> {
         "capacity" | "queue_capacity" => 1_000_000_000,
         "pool_size" | "batch_size" | "pool_max_idle_per_host" => 100_000,
         "max_connections" => 1_000_000,
+        "workers" => 1024,
         _ => return None,
     })
 }

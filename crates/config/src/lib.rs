@@ -47,7 +47,7 @@ pub use filters::FiltersConfig;
 pub use health::{HealthConfig, MetricNames, StatsSource};
 pub use invalid::Invalid;
 pub use log::{LogConfig, LogFormat};
-pub use proxy::{LoginCookieConfig, ProxyConfig};
+pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
 pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
 pub use store::StoreConfig;
 

@@ -56,6 +56,25 @@ pub struct ProxyConfig {
     /// Login flows (OAuth2, the web UI's login) stay on one cluster through a signed cookie.
     #[serde(default)]
     pub login_cookie: LoginCookieConfig,
+    /// How client connections are served: `shared` (tokio's work-stealing threads, the default)
+    /// or `per_core` (a thread per core, each with its own listening socket and backend pool).
+    #[serde(default)]
+    pub serving: Serving,
+    /// Threads with `serving: per_core` (default 0: one per core this process may use).
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// `proxy.serving`: which threads answer client connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Serving {
+    /// Every connection on tokio's work-stealing runtime, shared with the gateway's other work.
+    #[default]
+    Shared,
+    /// One current-thread runtime per core; the kernel spreads connections over one
+    /// `SO_REUSEPORT` socket each, and a connection never leaves its thread.
+    PerCore,
 }
 
 /// `proxy.login_cookie`: the cookie that keeps a login flow, and the web UI session it opens, on

@@ -26,11 +26,12 @@ use sluice_cache::search::BackendSearch;
 use sluice_cache::{QueryLocator, TieredCache};
 use sluice_cluster::health::HealthPoller;
 use sluice_cluster::Cluster;
-use sluice_config::Config;
+use sluice_config::{Config, Serving};
 use sluice_filters::cache::FilterCache;
 use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::watch::WatchError;
 use sluice_filters::LoadChainError;
+use sluice_http::per_core;
 use sluice_http::serve::{serve_with, Limits};
 use sluice_proxy::Proxy;
 use sluice_routing::{LeastLoaded, Router, Routing};
@@ -257,16 +258,19 @@ impl Gateway {
             .admin
             .trino_gateway_api_on_proxy
             .then(|| admin.clone());
-        let handler = move |req: http::Request<hyper::body::Incoming>, remote, local| {
-            let proxy = proxy.clone();
-            let tg_admin = tg_admin
-                .as_ref()
-                .filter(|_| sluice_admin::is_trino_gateway_path(req.uri().path()))
-                .cloned();
-            async move {
-                match tg_admin {
-                    Some(admin) => admin.handle(req).await,
-                    None => proxy.handle(req, remote, local).await,
+        let handler = move |proxy: Arc<Proxy>| {
+            let tg_admin = tg_admin.clone();
+            move |req: http::Request<hyper::body::Incoming>, remote, local| {
+                let proxy = proxy.clone();
+                let tg_admin = tg_admin
+                    .as_ref()
+                    .filter(|_| sluice_admin::is_trino_gateway_path(req.uri().path()))
+                    .cloned();
+                async move {
+                    match tg_admin {
+                        Some(admin) => admin.handle(req).await,
+                        None => proxy.handle(req, remote, local).await,
+                    }
                 }
             }
         };
@@ -275,7 +279,33 @@ impl Gateway {
             idle_timeout: Duration::from_millis(config.proxy.idle_timeout_ms),
             max_connections: config.proxy.max_connections,
         };
-        tasks.spawn(serve_with(listener, handler, stop.clone(), grace, limits));
+        match config.proxy.serving {
+            Serving::Shared => {
+                tasks.spawn(serve_with(
+                    listener,
+                    handler(proxy),
+                    stop.clone(),
+                    grace,
+                    limits,
+                ));
+            }
+            Serving::PerCore => {
+                let workers = match config.proxy.workers {
+                    0 => per_core::default_workers(),
+                    n => n,
+                };
+                let listeners = per_core::listeners(listener.into_std()?, workers)?;
+                let all = per_core::serve_per_core(
+                    listeners,
+                    |_| handler(Arc::new(proxy.with_own_pool())),
+                    stop.clone(),
+                    grace,
+                    limits,
+                )?;
+                tracing::info!(workers, "serving client connections with a thread per core");
+                tasks.spawn(all);
+            }
+        }
         let handler = move |req, _, _| {
             let admin = admin.clone();
             async move { admin.handle(req).await }

@@ -9,6 +9,7 @@
 //! | [`client`] | [`client::build`]: the pooled hyper client of the forwarder, the health poller, the owner search and the CLI |
 //! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
+//! | [`per_core`] | [`per_core::serve_per_core`]: the same loop on one current-thread runtime per core, one `SO_REUSEPORT` socket each |
 #![forbid(unsafe_code)]
 
 use http::{header, Response, StatusCode};
@@ -16,6 +17,7 @@ use http_body_util::BodyExt;
 
 pub mod client;
 pub mod multipart;
+pub mod per_core;
 pub mod serve;
 
 /// The body type every Sluice request and response uses: streamed from a peer or built in place.

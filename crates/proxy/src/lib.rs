@@ -81,6 +81,21 @@ impl Proxy {
         }
     }
 
+    /// The same proxy (routing, caches, login key, statement budget) with a backend connection
+    /// pool of its own: for a worker thread that serves its connections alone
+    /// (`proxy.serving: per_core`), so no backend connection is driven from another thread.
+    pub fn with_own_pool(&self) -> Self {
+        Self {
+            routing: self.routing.clone(),
+            locator: self.locator.clone(),
+            forwarder: Forwarder::new(&self.config),
+            paths: self.paths.clone(),
+            login: self.login.clone(),
+            statements: self.statements.clone(),
+            config: self.config.clone(),
+        }
+    }
+
     /// Answer one request from `remote`, received on `local`.
     pub async fn handle(
         &self,

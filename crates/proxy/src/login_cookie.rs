@@ -16,6 +16,7 @@ use sluice_config::LoginCookieConfig;
 pub const COOKIE: &str = "sluice_route";
 
 /// Signs and reads the cookie.
+#[derive(Clone)]
 pub struct LoginCookie {
     key: Vec<u8>,
     ttl: Duration,

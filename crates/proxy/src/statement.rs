@@ -17,6 +17,7 @@ use crate::error::GatewayError;
 const UNIT: usize = 1024;
 
 /// The statement bytes every connection holds together.
+#[derive(Clone)]
 pub struct StatementBudget {
     units: Arc<Semaphore>,
     max_statement: usize,

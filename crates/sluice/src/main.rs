@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use sluice_config::{Config, LogFormat};
+use sluice_config::{Config, LogFormat, Serving};
 use sluice_gateway::Gateway;
 use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
@@ -72,9 +72,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
                 Err(e) => tracing::warn!(error = %e, "could not raise the file descriptor limit"),
             }
-            let listener = TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("cannot bind listen address {}", config.listen))?;
+            // a thread per core: every worker binds its own socket on the address (SO_REUSEPORT)
+            let listener = match config.proxy.serving {
+                Serving::PerCore => sluice_http::per_core::bind_reuse_port(config.listen)
+                    .and_then(TcpListener::from_std),
+                Serving::Shared => TcpListener::bind(config.listen).await,
+            }
+            .with_context(|| format!("cannot bind listen address {}", config.listen))?;
             let admin = TcpListener::bind(config.admin.listen)
                 .await
                 .with_context(|| format!("cannot bind admin.listen {}", config.admin.listen))?;

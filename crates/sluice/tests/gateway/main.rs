@@ -9,6 +9,7 @@ mod groups;
 mod health;
 mod history;
 mod limits;
+mod per_core;
 mod proxying;
 mod reload;
 mod shutdown;
