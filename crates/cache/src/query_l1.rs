@@ -66,8 +66,13 @@ impl Names {
         n
     }
 
-    fn name(&self, n: u32) -> Option<Arc<str>> {
-        self.by_number.read().unwrap().get(n as usize).cloned()
+    /// The names numbered `a` and `b` (one lock for both: a lookup needs backend and group).
+    fn pair(&self, a: u32, b: u32) -> Option<(Arc<str>, Arc<str>)> {
+        let by_number = self.by_number.read().unwrap();
+        Some((
+            by_number.get(a as usize)?.clone(),
+            by_number.get(b as usize)?.clone(),
+        ))
     }
 }
 
@@ -102,10 +107,8 @@ impl QueryL1 {
             self.entries.remove(&key);
             return None;
         }
-        Some(QueryLocation {
-            backend: self.names.name(p.backend)?,
-            group: self.names.name(p.group)?,
-        })
+        let (backend, group) = self.names.pair(p.backend, p.group)?;
+        Some(QueryLocation { backend, group })
     }
 
     /// Remember where `id` runs.

@@ -197,22 +197,10 @@ impl TieredCache {
     /// Write through L1 and L2 (awaited: the value is shared before the caller goes on), and
     /// queue it for L3 (written in the background; `l2_ttl` is its lifetime there too).
     pub async fn set(&self, key: &str, value: Bytes, l1_ttl: Duration, l2_ttl: Duration) {
-        self.set_with(key, value, l1_ttl, l2_ttl, None).await
-    }
-
-    /// [`TieredCache::set`], plus a history row queued for L3 in the same batch.
-    pub async fn set_with(
-        &self,
-        key: &str,
-        value: Bytes,
-        l1_ttl: Duration,
-        l2_ttl: Duration,
-        history: Option<HistoryRow>,
-    ) {
         let t = Instant::now();
         self.fill_l1(key, &value, Some(l1_ttl));
         self.metrics.write(Tier::L1, t.elapsed());
-        self.set_below_l1(key, value, l2_ttl, history).await
+        self.set_below_l1(key, value, l2_ttl, None).await
     }
 
     /// Write through L2 (awaited) and queue for L3, with an optional history row: for a caller
