@@ -107,6 +107,7 @@ where
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
+    use std::os::fd::AsRawFd;
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -125,13 +126,25 @@ mod tests {
     }
 
     /// Workers answering with the name of the thread that serves them.
+    /// `reuse_port`: whether every worker's socket must have `SO_REUSEPORT` (its own socket) or
+    /// none may (duplicates of one).
     fn start(
         first: std::net::TcpListener,
         workers: usize,
+        reuse_port: bool,
         stop: CancellationToken,
     ) -> impl Future<Output = ()> {
         let listeners = listeners(first, workers).unwrap();
         assert_eq!(listeners.len(), workers);
+        // own sockets or duplicates of one: count the kernel sockets behind the descriptors
+        let sockets: BTreeSet<_> = listeners
+            .iter()
+            .map(|l| {
+                assert_eq!(SockRef::from(l).reuse_port().unwrap(), reuse_port);
+                std::fs::read_link(format!("/proc/self/fd/{}", l.as_raw_fd())).unwrap()
+            })
+            .collect();
+        assert_eq!(sockets.len(), if reuse_port { workers } else { 1 });
         serve_per_core(
             listeners,
             |_| {
@@ -147,21 +160,12 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn reuse_port_sockets_spread_connections_over_the_workers() {
-        let first = bind_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
-        let addr = first.local_addr().unwrap();
-        let stop = CancellationToken::new();
-        let all = start(first, 2, stop.clone());
-        let mut seen = BTreeSet::new();
-        // the kernel hashes each connection's ports: 64 all on one socket is a 2^-63 chance
-        for _ in 0..64 {
-            seen.insert(ask(addr).await);
-        }
-        assert_eq!(
-            seen,
-            BTreeSet::from(["sluice-worker-0".to_string(), "sluice-worker-1".to_string()])
-        );
+    /// Stop the workers: they all end, and no socket listens on `addr` any more.
+    async fn stop_and_check_closed(
+        stop: CancellationToken,
+        all: impl Future<Output = ()>,
+        addr: SocketAddr,
+    ) {
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(10), all)
             .await
@@ -173,22 +177,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reuse_port_sockets_spread_connections_over_the_workers() {
+        let first = bind_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = first.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let all = start(first, 2, true, stop.clone());
+        let mut seen = BTreeSet::new();
+        // the kernel hashes each connection's ports: 64 all on one socket is a 2^-63 chance
+        for _ in 0..64 {
+            seen.insert(ask(addr).await);
+        }
+        assert_eq!(
+            seen,
+            BTreeSet::from(["sluice-worker-0".to_string(), "sluice-worker-1".to_string()])
+        );
+        stop_and_check_closed(stop, all, addr).await;
+    }
+
+    #[tokio::test]
     async fn a_listener_without_reuse_port_is_shared_by_the_workers() {
         let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         first.set_nonblocking(true).unwrap();
         let addr = first.local_addr().unwrap();
         let stop = CancellationToken::new();
-        let all = start(first, 3, stop.clone());
+        let all = start(first, 3, false, stop.clone());
         for _ in 0..16 {
             assert!(ask(addr).await.starts_with("sluice-worker-"));
         }
-        stop.cancel();
-        tokio::time::timeout(Duration::from_secs(10), all)
-            .await
-            .expect("every worker stops");
-        assert!(
-            tokio::net::TcpStream::connect(addr).await.is_err(),
-            "no socket listens"
-        );
+        stop_and_check_closed(stop, all, addr).await;
     }
 }

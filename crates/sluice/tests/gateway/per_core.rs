@@ -6,6 +6,15 @@ use http::StatusCode;
 use sluice_config::Serving;
 use sluice_testkit::*;
 
+/// Threads of this process named `sluice-worker-*` (the per-core workers of any gateway in it).
+fn worker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("sluice-worker-"))
+        .count()
+}
+
 #[tokio::test]
 async fn per_core_workers_route_and_follow_queries_then_stop() {
     let a = cluster("adhoc-1").await;
@@ -17,6 +26,9 @@ async fn per_core_workers_route_and_follow_queries_then_stop() {
     cfg.proxy.serving = Serving::PerCore;
     cfg.proxy.workers = 2;
     let gw = std::sync::Arc::new(Gw::start(cfg).await);
+    // the two workers serve (not tokio's shared threads); other tests of this binary may run
+    // their own, so at least two
+    assert!(worker_threads() >= 2, "per-core workers running");
     let queries: Vec<_> = (0..12)
         .map(|i| {
             let gw = gw.clone();
@@ -52,4 +64,13 @@ async fn per_core_workers_route_and_follow_queries_then_stop() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "nothing listens"
     );
+    // and their threads end (each signals just before it returns)
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while worker_threads() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker threads still alive"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
