@@ -34,7 +34,9 @@ mod telemetry;
 use cli::{Cli, Command};
 
 /// mimalloc: the proxy path allocates per request (headers, bodies, futures), and glibc's malloc
-/// showed up at ~6% of the follow-up path's CPU in a profile.
+/// showed up at ~6% of the follow-up path's CPU in a profile. Built without its transparent-huge-page
+/// advice (`no_thp`): with it, khugepaged filled partly used 2 MiB ranges of the heap long after
+/// start, and idle RSS was 41 MB instead of 29.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
