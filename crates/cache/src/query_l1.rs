@@ -43,35 +43,48 @@ struct Packed {
     expires: u64,
 }
 
-/// Names seen, each given a number once (backends and groups are few and long-lived).
+/// Names seen, each given a number once (backends and groups are few and long-lived); one lock
+/// keeps the map and the list in step.
 #[derive(Default)]
-struct Names {
-    by_name: RwLock<std::collections::HashMap<Arc<str>, u32>>,
-    by_number: RwLock<Vec<Arc<str>>>,
+struct Names(RwLock<Numbered>);
+
+#[derive(Default)]
+struct Numbered {
+    by_name: std::collections::HashMap<Arc<str>, u32>,
+    by_number: Vec<Arc<str>>,
+}
+
+impl Numbered {
+    fn number(&mut self, name: &Arc<str>) -> u32 {
+        if let Some(n) = self.by_name.get(name) {
+            return *n;
+        }
+        let n = self.by_number.len() as u32;
+        self.by_number.push(name.clone());
+        self.by_name.insert(name.clone(), n);
+        n
+    }
 }
 
 impl Names {
-    fn number(&self, name: &Arc<str>) -> u32 {
-        if let Some(n) = self.by_name.read().unwrap().get(name) {
-            return *n;
+    /// The numbers of `a` and `b`, numbering either if new (a read lock when both are known).
+    fn numbers(&self, a: &Arc<str>, b: &Arc<str>) -> (u32, u32) {
+        {
+            let known = self.0.read().unwrap();
+            if let (Some(x), Some(y)) = (known.by_name.get(a), known.by_name.get(b)) {
+                return (*x, *y);
+            }
         }
-        let mut by_name = self.by_name.write().unwrap();
-        if let Some(n) = by_name.get(name) {
-            return *n;
-        }
-        let mut by_number = self.by_number.write().unwrap();
-        let n = by_number.len() as u32;
-        by_number.push(name.clone());
-        by_name.insert(name.clone(), n);
-        n
+        let mut all = self.0.write().unwrap();
+        (all.number(a), all.number(b))
     }
 
     /// The names numbered `a` and `b` (one lock for both: a lookup needs backend and group).
     fn pair(&self, a: u32, b: u32) -> Option<(Arc<str>, Arc<str>)> {
-        let by_number = self.by_number.read().unwrap();
+        let all = self.0.read().unwrap();
         Some((
-            by_number.get(a as usize)?.clone(),
-            by_number.get(b as usize)?.clone(),
+            all.by_number.get(a as usize)?.clone(),
+            all.by_number.get(b as usize)?.clone(),
         ))
     }
 }
@@ -117,9 +130,10 @@ impl QueryL1 {
             return;
         }
         let ttl = self.ttl.as_millis().min(u64::MAX as u128) as u64;
+        let (backend, group) = self.names.numbers(&location.backend, &location.group);
         let packed = Packed {
-            backend: self.names.number(&location.backend),
-            group: self.names.number(&location.group),
+            backend,
+            group,
             expires: self.now().saturating_add(ttl),
         };
         self.entries.insert(IdKey::new(id), packed);
