@@ -119,6 +119,7 @@ async fn statement_bytes_held_across_connections_stay_within_the_budget() {
 /// workers.
 #[tokio::test]
 async fn per_core_workers_share_one_statement_budget() {
+    let _alone = crate::per_core::WORKERS.lock().await;
     statement_budget_holds(Serving::PerCore).await;
 }
 
@@ -141,7 +142,8 @@ async fn statement_budget_holds(serving: Serving) {
         gw.call(
             Method::POST,
             "/v1/statement",
-            &[("X-Trino-User", "u")],
+            // a refusal closes its connection unread: never reuse one
+            &[("X-Trino-User", "u"), ("Connection", "close")],
             &big,
         )
     };

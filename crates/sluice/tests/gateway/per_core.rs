@@ -6,6 +6,10 @@ use http::StatusCode;
 use sluice_config::Serving;
 use sluice_testkit::*;
 
+/// Held by every test of this binary that runs per-core workers: the threads are counted by
+/// name, so two such gateways must not overlap.
+pub static WORKERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Threads of this process named `sluice-worker-*` (the per-core workers of any gateway in it).
 fn worker_threads() -> usize {
     std::fs::read_dir("/proc/self/task")
@@ -17,6 +21,7 @@ fn worker_threads() -> usize {
 
 #[tokio::test]
 async fn per_core_workers_route_and_follow_queries_then_stop() {
+    let _alone = WORKERS.lock().await;
     let a = cluster("adhoc-1").await;
     let b = cluster("adhoc-2").await;
     let mut cfg = config(&[
