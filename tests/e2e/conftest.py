@@ -64,7 +64,7 @@ class Fake(Proc):
     def __init__(self, name, *extra):
         super().__init__([sluice_bin(), "fake-trino", "--name", name, *extra])
         self.name = name
-        self.url = f"http://{self.info['addr']}"
+        self.url = self.info.get("url") or f"http://{self.info['addr']}"
 
     def stats(self):
         return http_json("GET", self.url + "/fake/stats")[1]

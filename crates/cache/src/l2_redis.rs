@@ -18,6 +18,9 @@ pub enum L2Error {
     /// `cache.valkey.url` (with the password) cannot be used.
     #[error("cache.valkey.url: {0}")]
     Url(#[source] redis::RedisError),
+    /// `cache.valkey.tls` names files that cannot be read or used.
+    #[error("cache.valkey.tls: {0}")]
+    Tls(String),
     /// The tier is marked down; nothing was sent.
     #[error("L2 is marked down")]
     Down,
@@ -75,7 +78,27 @@ impl L2 {
             let settings = info.redis_settings().clone().set_password(pw);
             info = info.set_redis_settings(settings);
         }
-        redis::Client::open(info).map_err(L2Error::Url)
+        let tls = &config.tls;
+        if tls.ca.is_none() && tls.client_cert.is_none() {
+            return redis::Client::open(info).map_err(L2Error::Url);
+        }
+        // the redis client takes one trust store: a configured CA is the only one trusted
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| L2Error::Tls(format!("{}: {e}", path.display())))
+        };
+        let root_cert = tls.ca.as_deref().map(read).transpose()?;
+        let client_tls = match (&tls.client_cert, &tls.client_key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read(cert)?,
+                client_key: read(key)?,
+            }),
+            _ => None,
+        };
+        let certs = redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        };
+        redis::Client::build_with_tls(info, certs).map_err(|e| L2Error::Tls(e.to_string()))
     }
 
     /// Whether requests use the tier now.

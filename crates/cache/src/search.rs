@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::Request;
 use sluice_cluster::{Backend, Cluster, Credentials};
 use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::tls::Outbound;
 
 /// Marks search probes (so logs, and the fake coordinator, can tell them from follow-ups).
 pub const SEARCH_HEADER: &str = "x-sluice-search";
@@ -19,9 +20,15 @@ pub struct BackendSearch {
 }
 
 impl BackendSearch {
-    /// A search over `cluster`'s backends, authenticated with `credentials`.
-    pub fn new(cluster: Arc<Cluster>, timeout: Duration, credentials: Credentials) -> Self {
-        let client = client::build(&ClientOptions::connect_within(timeout).pool(4));
+    /// A search over `cluster`'s backends, authenticated with `credentials`, trusting `tls` for
+    /// `https://` backends (`None`: the system's roots).
+    pub fn new(
+        cluster: Arc<Cluster>,
+        timeout: Duration,
+        credentials: Credentials,
+        tls: Option<Outbound>,
+    ) -> Self {
+        let client = client::build(&ClientOptions::connect_within(timeout).pool(4).tls(tls));
         Self {
             cluster,
             client,

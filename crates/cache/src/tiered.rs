@@ -92,7 +92,7 @@ impl TieredCache {
                 self.metrics.skip(Tier::L2);
                 None
             }
-            Err(L2Error::Failed(_) | L2Error::Timeout(_) | L2Error::Url(_)) => {
+            Err(L2Error::Failed(_) | L2Error::Timeout(_) | L2Error::Url(_) | L2Error::Tls(_)) => {
                 self.metrics.error(Tier::L2);
                 None
             }

@@ -10,6 +10,7 @@ use http::{header, Request, StatusCode};
 use http_body_util::BodyExt;
 use sluice_config::{HealthConfig, StatsSource};
 use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::tls::Outbound;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Backend, BackendStatus, Cluster, Credentials, Health};
@@ -50,14 +51,19 @@ pub struct HealthPoller {
 impl HealthPoller {
     /// A poller for `cluster`.
     pub fn new(cluster: Arc<Cluster>, config: HealthConfig) -> Self {
-        Self::following(cluster, Arc::new(ArcSwap::from_pointee(config)))
+        Self::following(cluster, Arc::new(ArcSwap::from_pointee(config)), None)
     }
 
     /// A poller for `cluster` that reads its settings from `config` at every round (a reload
-    /// stores new ones there).
-    pub fn following(cluster: Arc<Cluster>, config: Arc<ArcSwap<HealthConfig>>) -> Self {
+    /// stores new ones there), trusting `tls` for `https://` backends (`None`: the system's
+    /// roots).
+    pub fn following(
+        cluster: Arc<Cluster>,
+        config: Arc<ArcSwap<HealthConfig>>,
+        tls: Option<Outbound>,
+    ) -> Self {
         let timeout = Duration::from_millis(config.load().timeout_ms);
-        let client = client::build(&ClientOptions::connect_within(timeout).pool(2));
+        let client = client::build(&ClientOptions::connect_within(timeout).pool(2).tls(tls));
         Self {
             cluster,
             config,

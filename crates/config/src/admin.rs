@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 use crate::invalid::Invalid;
+use crate::tls::ServerTlsConfig;
 
 /// The admin listener.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -26,6 +27,9 @@ pub struct AdminConfig {
     /// when the client listener is saturated.
     #[serde(default = "defaults::admin_max_connections")]
     pub max_connections: usize,
+    /// HTTPS on the admin listener (the console, the API, `/metrics`).
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so
@@ -56,6 +60,15 @@ pub enum Role {
 impl AdminConfig {
     /// Every token is long enough, or given by a well-formed sha256.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|e| e.under("tls"))?;
+            if tls.listen.is_some() {
+                return Err(Invalid::new(
+                    "tls.listen",
+                    "the admin listener serves HTTPS on admin.listen itself: remove tls.listen",
+                ));
+            }
+        }
         for (i, t) in self.tokens.iter().enumerate() {
             let at = |msg: &str| Invalid::new(format!("tokens[{i}]"), msg);
             match (&t.token, &t.token_sha256) {

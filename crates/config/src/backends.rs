@@ -98,11 +98,8 @@ fn check_http_url(field: &str, url: &str) -> Result<(), Invalid> {
     let uri = check_url_syntax(field, url)?;
     let wrong = |msg: String| Err(Invalid::new(field, msg));
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => return wrong(format!(
-            "'{url}': https backends are not supported yet; terminate TLS in front of the coordinator or use http"
-        )),
-        _ => return wrong(format!("'{url}' must use http://")),
+        Some("http") | Some("https") => {}
+        _ => return wrong(format!("'{url}' must use http:// or https://")),
     }
     if uri.path() != "/" && !uri.path().is_empty() {
         return wrong(format!("'{url}' must not have a path"));

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 use crate::invalid::{positive, Invalid};
+use crate::tls::ClientTlsConfig;
 
 /// Query-state cache tiers.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -56,6 +57,9 @@ pub struct ValkeyConfig {
     /// Multiplexed connections (default 2).
     #[serde(default = "defaults::valkey_pool")]
     pub pool_size: usize,
+    /// With a `rediss://` URL: the CA to trust (a private one) and a client certificate.
+    #[serde(default)]
+    pub tls: ClientTlsConfig,
 }
 
 /// Searching the backends for an unknown query id.
@@ -104,6 +108,7 @@ impl CacheConfig {
 impl ValkeyConfig {
     /// When enabled: a `redis://`-style URL and positive limits.
     pub fn validate(&self) -> Result<(), Invalid> {
+        self.tls.validate().map_err(|e| e.under("tls"))?;
         if !self.enabled {
             return Ok(());
         }
@@ -112,6 +117,15 @@ impl ValkeyConfig {
             return Err(Invalid::new(
                 "url",
                 format!("'{}' must start with redis:// or rediss://", self.url),
+            ));
+        }
+        let tls_url = ["rediss://", "valkeys://"]
+            .iter()
+            .any(|s| self.url.starts_with(s));
+        if !tls_url && (self.tls.ca.is_some() || self.tls.client_cert.is_some()) {
+            return Err(Invalid::new(
+                "tls",
+                format!("set, but '{}' is not a TLS URL: use rediss://", self.url),
             ));
         }
         let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or("");

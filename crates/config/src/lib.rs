@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | this file | [`Config`], loading, [`ConfigError`] |
 //! | [`admin`], [`backends`], [`routing`], [`filters`], [`cache`], [`store`], [`health`], [`proxy`], [`log`] | one section each: its structs, with a doc comment per field, and its `validate()` |
+//! | [`tls`] | TLS settings shared by the sections: a listener's certificate, what a client trusts |
 //! | [`defaults`] | every default value |
 //! | [`bounds`] | upper bounds on every number, by field name |
 //! | [`invalid`] | [`Invalid`] (a field path and a message) and finding a path's line |
@@ -39,6 +40,7 @@ pub mod routing;
 pub mod slot_text;
 pub mod store;
 pub mod subst;
+pub mod tls;
 
 pub use admin::{AdminConfig, Role, TokenConfig};
 pub use backends::BackendConfig;
@@ -50,6 +52,7 @@ pub use log::{LogConfig, LogFormat};
 pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
 pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
 pub use store::StoreConfig;
+pub use tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,10 @@ pub struct Config {
     /// This instance's name in fleet status (default `HOSTNAME:PORT`, the port of `listen`).
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// How Sluice connects to `https://` backends (health checks and searches too): the CA it
+    /// trusts, a client certificate.
+    #[serde(default)]
+    pub backend_tls: ClientTlsConfig,
 }
 
 macro_rules! default_from_serde {
@@ -226,6 +233,17 @@ impl Config {
         self.cache.validate().map_err(|e| e.under("cache"))?;
         self.health.validate().map_err(|e| e.under("health"))?;
         self.proxy.validate().map_err(|e| e.under("proxy"))?;
+        self.backend_tls
+            .validate()
+            .map_err(|e| e.under("backend_tls"))?;
+        if let Some(tls_listen) = self.proxy.tls.as_ref().and_then(|t| t.listen) {
+            if tls_listen == self.listen || tls_listen == self.admin.listen {
+                return Err(Invalid::new(
+                    "proxy.tls.listen",
+                    format!("{tls_listen} is already listen or admin.listen: give the HTTPS listener its own address"),
+                ));
+            }
+        }
         self.store.validate().map_err(|e| e.under("store"))?;
         self.filters.validate().map_err(|e| e.under("filters"))
     }

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::defaults;
 use crate::invalid::{positive, Invalid};
+use crate::tls::ServerTlsConfig;
 
 /// Forwarding behaviour.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -63,6 +64,10 @@ pub struct ProxyConfig {
     /// Threads with `serving: per_core` (default 0: one per core this process may use).
     #[serde(default)]
     pub workers: usize,
+    /// HTTPS for clients: on `listen` itself, or on a second listener `tls.listen` beside the
+    /// plain one. Trino's password and OAuth2 authentication need it.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// `proxy.serving`: which threads answer client connections.
@@ -125,6 +130,9 @@ impl ProxyConfig {
                     ));
                 }
             }
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|e| e.under("tls"))?;
         }
         positive("login_cookie.ttl_seconds", self.login_cookie.ttl_seconds)?;
         if let Some(secret) = self.login_cookie.secret.as_deref() {

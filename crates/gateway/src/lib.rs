@@ -32,7 +32,7 @@ use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::watch::WatchError;
 use sluice_filters::LoadChainError;
 use sluice_http::per_core;
-use sluice_http::serve::{serve_with, Limits};
+use sluice_http::serve::{serve_with_tls, Limits};
 use sluice_proxy::Proxy;
 use sluice_routing::{LeastLoaded, Router, Routing};
 use sluice_store::{StoreError, L3};
@@ -42,6 +42,7 @@ use tokio_util::task::TaskTracker;
 
 pub mod check;
 pub mod reload;
+pub mod tls;
 
 use reload::{ReloadMetrics, Reloader};
 
@@ -51,6 +52,16 @@ pub enum StartError {
     /// A listener problem.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    /// An address in the configuration cannot be bound.
+    #[error("cannot bind {field} {addr}: {source}")]
+    Bind {
+        /// The field naming it.
+        field: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A routing filter could not be loaded.
     #[error(transparent)]
     Filter(#[from] LoadChainError),
@@ -63,6 +74,9 @@ pub enum StartError {
     /// The watched directory cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// TLS files that cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsSetupError),
 }
 
 /// A running gateway.
@@ -71,6 +85,8 @@ pub struct Gateway {
     pub proxy_addr: SocketAddr,
     /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
+    /// Where the HTTPS listener beside the plain one is bound (`proxy.tls.listen`).
+    pub tls_addr: Option<SocketAddr>,
     stop: CancellationToken,
     tasks: TaskTracker,
     ready: Arc<AtomicBool>,
@@ -128,6 +144,23 @@ impl Gateway {
         let mut registry = Registry::default();
         let cache_metrics = CacheMetrics::default();
         cache_metrics.register(&mut registry);
+        let tls_metrics = tls::TlsMetrics::default();
+        tls_metrics.register(&mut registry);
+        let backend_tls = Some(tls::backends(&config.backend_tls)?);
+        let proxy_tls = tls::listener(
+            "proxy",
+            config.proxy.tls.as_ref(),
+            &tls_metrics,
+            &tasks,
+            stop.clone(),
+        )?;
+        let admin_tls = tls::listener(
+            "admin",
+            config.admin.tls.as_ref(),
+            &tls_metrics,
+            &tasks,
+            stop.clone(),
+        )?;
         let l2 = match config.cache.valkey.enabled {
             true => Some(L2::start(&config.cache.valkey, &tasks, stop.clone())?),
             false => None,
@@ -161,6 +194,7 @@ impl Gateway {
                 cluster.clone(),
                 Duration::from_millis(config.cache.search.timeout_ms),
                 search_credentials(&config),
+                backend_tls.clone(),
             )
         });
         let locator = Arc::new(QueryLocator::new(&config.cache, tiers.clone(), search));
@@ -206,6 +240,7 @@ impl Gateway {
             routing.clone(),
             locator.clone(),
             config.proxy.clone(),
+            backend_tls.clone(),
         ));
         let tokens = Arc::new(sluice_admin::auth::Tokens::new(&config.admin.tokens));
         let health = Arc::new(ArcSwap::from_pointee(config.health.clone()));
@@ -221,6 +256,7 @@ impl Gateway {
             health: health.clone(),
             backends: backends.clone(),
             chain: chain.clone(),
+            tls: proxy_tls.iter().chain(&admin_tls).cloned().collect(),
             metrics: reload_metrics,
             turn: tokio::sync::Mutex::new(()),
         });
@@ -236,7 +272,7 @@ impl Gateway {
             reload: Some(reloader.clone() as Arc<dyn Reload>),
         });
 
-        let poller = HealthPoller::following(cluster, health);
+        let poller = HealthPoller::following(cluster, health, backend_tls);
         let (ready_flag, poll_stop) = (ready.clone(), stop.clone());
         // with a store, the backends it holds (not the file's) are polled first
         let sync_limit = Duration::from_millis((config.store.timeout_ms * 4).max(2000));
@@ -279,31 +315,57 @@ impl Gateway {
             idle_timeout: Duration::from_millis(config.proxy.idle_timeout_ms),
             max_connections: config.proxy.max_connections,
         };
-        match config.proxy.serving {
-            Serving::Shared => {
-                tasks.spawn(serve_with(
-                    listener,
-                    handler(proxy),
-                    stop.clone(),
-                    grace,
-                    limits,
-                ));
+        // HTTPS on `listen` itself, or on a second listener beside the plain one
+        let mut client_listeners = vec![];
+        let mut tls_addr = None;
+        match (&proxy_tls, config.proxy.tls.as_ref().and_then(|t| t.listen)) {
+            (Some(tls), Some(addr)) => {
+                let bound = match config.proxy.serving {
+                    Serving::PerCore => {
+                        per_core::bind_reuse_port(addr).and_then(TcpListener::from_std)
+                    }
+                    Serving::Shared => TcpListener::bind(addr).await,
+                }
+                .map_err(|source| StartError::Bind {
+                    field: "proxy.tls.listen",
+                    addr,
+                    source,
+                })?;
+                tls_addr = Some(bound.local_addr()?);
+                client_listeners.push((listener, None));
+                client_listeners.push((bound, Some(tls.clone())));
             }
-            Serving::PerCore => {
-                let workers = match config.proxy.workers {
-                    0 => per_core::default_workers(),
-                    n => n,
-                };
-                let listeners = per_core::listeners(listener.into_std()?, workers)?;
-                let all = per_core::serve_per_core(
-                    listeners,
-                    |_| handler(Arc::new(proxy.with_own_pool())),
-                    stop.clone(),
-                    grace,
-                    limits,
-                )?;
-                tracing::info!(workers, "serving client connections with a thread per core");
-                tasks.spawn(all);
+            (tls, _) => client_listeners.push((listener, tls.clone())),
+        }
+        for (listener, tls) in client_listeners {
+            match config.proxy.serving {
+                Serving::Shared => {
+                    tasks.spawn(serve_with_tls(
+                        listener,
+                        tls,
+                        handler(proxy.clone()),
+                        stop.clone(),
+                        grace,
+                        limits,
+                    ));
+                }
+                Serving::PerCore => {
+                    let workers = match config.proxy.workers {
+                        0 => per_core::default_workers(),
+                        n => n,
+                    };
+                    let listeners = per_core::listeners(listener.into_std()?, workers)?;
+                    let all = per_core::serve_per_core(
+                        listeners,
+                        tls,
+                        |_| handler(Arc::new(proxy.with_own_pool())),
+                        stop.clone(),
+                        grace,
+                        limits,
+                    )?;
+                    tracing::info!(workers, "serving client connections with a thread per core");
+                    tasks.spawn(all);
+                }
             }
         }
         let handler = move |req, _, _| {
@@ -314,18 +376,25 @@ impl Gateway {
             max_connections: config.admin.max_connections,
             ..limits
         };
-        tasks.spawn(serve_with(
+        tasks.spawn(serve_with_tls(
             admin_listener,
+            admin_tls,
             handler,
             stop.clone(),
             grace,
             admin_limits,
         ));
-        tracing::info!(%proxy_addr, %admin_addr, "sluice is listening");
+        match tls_addr {
+            Some(tls_addr) => {
+                tracing::info!(%proxy_addr, %tls_addr, %admin_addr, "sluice is listening (HTTPS on tls_addr)")
+            }
+            None => tracing::info!(%proxy_addr, %admin_addr, "sluice is listening"),
+        }
         stop_on_failure.disarm();
         Ok(Gateway {
             proxy_addr,
             admin_addr,
+            tls_addr,
             stop,
             tasks,
             ready,

@@ -4,8 +4,9 @@
 //! configuration in place, and the failure shows in `/api/v1/status` and in the metrics.
 //!
 //! Applied at once: routing settings (default group, strict groups), admin tokens, health
-//! settings, the backends seed (see `sluice_backends`), and the filter slots whose module or
-//! config changed in the file. Listeners, cache, store, proxy and sandbox settings need a restart:
+//! settings, the backends seed (see `sluice_backends`), the filter slots whose module or
+//! config changed in the file, and the listeners' certificate files (read again, as a renewal
+//! leaves them). Listeners, cache, store, proxy and sandbox settings need a restart:
 //! the report names those that changed.
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ use sluice_admin::auth::Tokens;
 use sluice_backends::Backends;
 use sluice_config::{Config, HealthConfig, SlotConfig};
 use sluice_filters::{Candidate, FilterChain, Persist};
+use sluice_http::tls_server::ServerTls;
 use sluice_routing::Routing;
 
 /// What a reload changes.
@@ -37,6 +39,8 @@ pub struct Reloader {
     pub(crate) health: Arc<ArcSwap<HealthConfig>>,
     pub(crate) backends: Arc<Backends>,
     pub(crate) chain: Option<Arc<FilterChain>>,
+    /// The listeners' certificates: read again at every reload.
+    pub(crate) tls: Vec<ServerTls>,
     pub(crate) metrics: ReloadMetrics,
     /// One reload at a time.
     pub(crate) turn: tokio::sync::Mutex<()>,
@@ -120,6 +124,8 @@ impl Reloader {
         for (name, changed) in [
             ("listen", old.listen != new.listen),
             ("admin.listen", old.admin.listen != new.admin.listen),
+            ("admin.tls", old.admin.tls != new.admin.tls),
+            ("backend_tls", old.backend_tls != new.backend_tls),
             (
                 "admin.trino_gateway_api_on_proxy",
                 old.admin.trino_gateway_api_on_proxy != new.admin.trino_gateway_api_on_proxy,
@@ -175,7 +181,19 @@ impl Reloader {
                     .map_err(|e| format!("routing.chain: slot {}: {e}", s.slot))?;
             }
         }
+        // the listeners' certificate files (renewed in place): read now, used once all is checked
+        let mut certificates = Vec::new();
+        for tls in &self.tls {
+            let fresh = tls.load().map_err(|e| format!("{}.tls: {e}", tls.name()))?;
+            certificates.push((tls, fresh));
+        }
         // everything is checked: apply
+        for (tls, fresh) in certificates {
+            if fresh.cert.first().map(|c| c.to_vec()).unwrap_or_default() != tls.leaf() {
+                applied.push(format!("{}.tls (certificate)", tls.name()));
+            }
+            tls.install(fresh);
+        }
         if differs(&old.routing, &new.routing) {
             self.routing.set_config(new.routing.clone());
             applied.push("routing".to_string());

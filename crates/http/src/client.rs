@@ -1,15 +1,18 @@
 //! The one place hyper clients are built. Every outbound connection Sluice makes — forwarding to
 //! a backend, polling its health, searching for a query's owner, the CLI calling the admin API —
-//! goes through a client from [`build`], so timeouts, `TCP_NODELAY` and pooling are set alike.
+//! goes through a client from [`build`], so timeouts, `TCP_NODELAY`, pooling and TLS are set
+//! alike. Every client speaks `http://` and `https://` (the system's roots unless a
+//! configuration is given, SNI from the URL's host).
 use std::time::Duration;
 
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 use crate::Body;
 
-/// A pooled HTTP/1.1 client sending [`Body`].
-pub type Client = hyper_util::client::legacy::Client<HttpConnector, Body>;
+/// A pooled HTTP/1.1 client sending [`Body`], over plain TCP or TLS as the URL says.
+pub type Client = hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Body>;
 
 /// How a client connects and pools.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ pub struct ClientOptions {
     pub pool_idle_timeout: Duration,
     /// TCP keepalive probes on open connections.
     pub tcp_keepalive: Option<Duration>,
+    /// What `https://` peers are trusted by and shown (`None`: the system's roots).
+    pub tls: Option<crate::tls::Outbound>,
 }
 
 impl Default for ClientOptions {
@@ -31,6 +36,7 @@ impl Default for ClientOptions {
             pool_max_idle_per_host: 4,
             pool_idle_timeout: Duration::from_secs(90),
             tcp_keepalive: None,
+            tls: None,
         }
     }
 }
@@ -49,6 +55,12 @@ impl ClientOptions {
         self.pool_max_idle_per_host = n;
         self
     }
+
+    /// These options with `tls` for `https://` peers (`None`: the system's roots).
+    pub fn tls(mut self, tls: Option<crate::tls::Outbound>) -> Self {
+        self.tls = tls;
+        self
+    }
 }
 
 /// A client with `options`; `TCP_NODELAY` is always on (the Trino protocol is request/response).
@@ -57,6 +69,16 @@ pub fn build(options: &ClientOptions) -> Client {
     connector.set_connect_timeout(options.connect_timeout);
     connector.set_nodelay(true);
     connector.set_keepalive(options.tcp_keepalive);
+    connector.enforce_http(false);
+    let tls = options
+        .tls
+        .clone()
+        .unwrap_or_else(crate::tls::default_client_config);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls).clone())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
     hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(options.pool_max_idle_per_host)
         .pool_idle_timeout(options.pool_idle_timeout)

@@ -10,6 +10,8 @@
 //! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
 //! | [`per_core`] | [`per_core::serve_per_core`]: the same loop on one current-thread runtime per core, one `SO_REUSEPORT` socket each |
+//! | [`tls`] | PEM certificates and keys; the outbound clients' TLS ([`tls::client_config`]) |
+//! | [`tls_server`] | [`tls_server::ServerTls`]: a listener's certificate, reloaded when its files change |
 #![forbid(unsafe_code)]
 
 use http::{header, Response, StatusCode};
@@ -19,6 +21,12 @@ pub mod client;
 pub mod multipart;
 pub mod per_core;
 pub mod serve;
+pub mod tls;
+pub mod tls_server;
+
+/// Marks a request that arrived over TLS (set by [`serve::serve_with_tls`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Https;
 
 /// The body type every Sluice request and response uses: streamed from a peer or built in place.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;

@@ -16,7 +16,8 @@ use socket2::{Domain, Protocol, SockRef, Socket, Type};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::serve::{serve_with, Limits};
+use crate::serve::{serve_with_tls, Limits};
+use crate::tls_server::ServerTls;
 use crate::Body;
 
 /// Bind `addr` with `SO_REUSEPORT`, so that [`listeners`] can add one socket per worker.
@@ -54,11 +55,13 @@ pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Serve each of `listeners` on a thread of its own (a current-thread runtime), with the handler
+/// Serve each of `listeners` on a thread of its own (a current-thread runtime), over TLS when
+/// `tls` is given, with the handler
 /// `make_handler(i)` gives worker `i`; `limits.max_connections` is shared out between them. The
 /// returned future ends when every worker has stopped (after `stop`, and `grace`).
 pub fn serve_per_core<M, H, F>(
     listeners: Vec<std::net::TcpListener>,
+    tls: Option<ServerTls>,
     make_handler: M,
     stop: CancellationToken,
     grace: Duration,
@@ -80,14 +83,14 @@ where
             .enable_all()
             .build()?;
         let handler = make_handler(i);
-        let stop = stop.clone();
+        let (stop, tls) = (stop.clone(), tls.clone());
         let (done, finished_rx) = tokio::sync::oneshot::channel::<()>();
         std::thread::Builder::new()
             .name(format!("sluice-worker-{i}"))
             .spawn(move || {
                 runtime.block_on(async move {
                     match TcpListener::from_std(listener) {
-                        Ok(l) => serve_with(l, handler, stop, grace, limits).await,
+                        Ok(l) => serve_with_tls(l, tls, handler, stop, grace, limits).await,
                         Err(e) => tracing::error!(worker = i, error = %e, "worker cannot listen"),
                     }
                 });
@@ -147,6 +150,7 @@ mod tests {
         assert_eq!(sockets.len(), if reuse_port { workers } else { 1 });
         serve_per_core(
             listeners,
+            None,
             |_| {
                 |_req, _remote, _local| async {
                     let name = std::thread::current().name().unwrap_or("?").to_string();

@@ -27,7 +27,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::Body;
+use crate::tls_server::ServerTls;
+use crate::{Body, Https};
 
 /// How much a listener lets clients hold.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +78,22 @@ pub async fn serve_with<H, F>(
     H: Fn(Request<Incoming>, SocketAddr, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_with_tls(listener, None, handler, stop, grace, limits).await
+}
+
+/// [`serve_with`], over TLS when `tls` is given: each connection's handshake runs on its own task
+/// within `limits.header_read_timeout`, and its requests carry the [`Https`] extension.
+pub async fn serve_with_tls<H, F>(
+    listener: TcpListener,
+    tls: Option<ServerTls>,
+    handler: H,
+    stop: CancellationToken,
+    grace: Duration,
+    limits: Limits,
+) where
+    H: Fn(Request<Incoming>, SocketAddr, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     let local = match listener.local_addr() {
         Ok(a) => a,
@@ -116,13 +133,25 @@ pub async fn serve_with<H, F>(
         };
         let _ = stream.set_nodelay(true);
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            connections.spawn(refuse(stream));
+            // a TLS client would read a plain answer as a broken handshake: just close
+            if tls.is_none() {
+                connections.spawn(refuse(stream));
+            }
             continue;
         };
         let handler = handler.clone();
         let stop = stop.clone();
+        let tls = tls.clone();
         connections.spawn(async move {
-            connection(stream, remote, local, handler, stop, limits).await;
+            match tls {
+                None => connection(stream, remote, local, handler, stop, limits, false).await,
+                Some(tls) => {
+                    let limit = limits.header_read_timeout;
+                    if let Some(stream) = tls.accept(stream, remote, limit).await {
+                        connection(stream, remote, local, handler, stop, limits, true).await
+                    }
+                }
+            }
             drop(slot);
         });
     }
@@ -147,15 +176,18 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
-/// Serve one connection until it ends, `stop` fires (then gracefully), or it sits idle.
-async fn connection<H, F>(
-    stream: TcpStream,
+/// Serve one connection until it ends, `stop` fires (then gracefully), or it sits idle;
+/// `secure`: it came over TLS (its requests carry [`Https`]).
+async fn connection<S, H, F>(
+    stream: S,
     remote: SocketAddr,
     local: SocketAddr,
     handler: H,
     stop: CancellationToken,
     limits: Limits,
+    secure: bool,
 ) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>, SocketAddr, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
@@ -165,8 +197,11 @@ async fn connection<H, F>(
         activity: activity.clone(),
     };
     let in_flight = activity.clone();
-    let svc = service_fn(move |req| {
+    let svc = service_fn(move |mut req: Request<Incoming>| {
         in_flight.requests.fetch_add(1, Ordering::Relaxed);
+        if secure {
+            req.extensions_mut().insert(Https);
+        }
         let fut = handler(req, remote, local);
         let done = in_flight.clone();
         async move {
@@ -243,12 +278,12 @@ impl Activity {
 }
 
 /// A stream that records when it last moved a byte.
-struct Watched {
-    inner: TcpStream,
+struct Watched<S> {
+    inner: S,
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -263,7 +298,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

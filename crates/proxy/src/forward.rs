@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use sluice_cluster::Backend;
 use sluice_config::ProxyConfig;
 use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::tls::Outbound;
 use sluice_http::Body;
 
 use crate::error::GatewayError;
@@ -38,13 +39,15 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A client with the configured timeouts and pool size.
-    pub fn new(config: &ProxyConfig) -> Self {
+    /// A client with the configured timeouts and pool size, trusting `tls` for `https://`
+    /// backends (`None`: the system's roots).
+    pub fn new(config: &ProxyConfig, tls: Option<Outbound>) -> Self {
         let client = client::build(&ClientOptions {
             connect_timeout: Some(Duration::from_millis(config.connect_timeout_ms)),
             pool_max_idle_per_host: config.pool_max_idle_per_host,
             pool_idle_timeout: Duration::from_secs(90),
             tcp_keepalive: Some(Duration::from_secs(60)),
+            tls,
         });
         Self {
             client,

@@ -62,6 +62,18 @@ impl Forwarded {
         local: SocketAddr,
         trust: bool,
     ) -> Self {
+        Self::from_connection(headers, remote, local, trust, false)
+    }
+
+    /// [`Forwarded::from_request`] for a request that came over TLS when `secure` (its own
+    /// scheme is then `https`, unless a trusted load balancer says otherwise).
+    pub fn from_connection(
+        headers: &HeaderMap,
+        remote: SocketAddr,
+        local: SocketAddr,
+        trust: bool,
+        secure: bool,
+    ) -> Self {
         let get = |name: &str| {
             headers
                 .get(name)
@@ -77,7 +89,7 @@ impl Forwarded {
             .filter(|_| trust)
             .map(|p| p.split(',').next().unwrap_or(p).trim().to_ascii_lowercase())
             .filter(|p| p == "http" || p == "https")
-            .unwrap_or_else(|| "http".to_string());
+            .unwrap_or_else(|| if secure { "https" } else { "http" }.to_string());
         let default_port = if proto == "https" { 443 } else { 80 };
         let host_header = get("x-forwarded-host")
             .filter(|_| trust)
@@ -283,5 +295,26 @@ mod tests {
         );
         assert_eq!(f.external_base(), "http://[::1]:9000");
         assert_eq!(f.for_chain, "::1");
+    }
+
+    #[test]
+    fn a_tls_connection_is_https_unless_a_trusted_balancer_says_otherwise() {
+        let mut h = HeaderMap::new();
+        h.insert("host", "gw.example".parse().unwrap());
+        let over_tls = |h: &HeaderMap, trust| {
+            Forwarded::from_connection(h, addr("10.0.0.2:5555"), addr("0.0.0.0:8443"), trust, true)
+        };
+        let f = over_tls(&h, false);
+        assert_eq!((f.proto.as_str(), f.port), ("https", 443));
+        assert_eq!(f.external_base(), "https://gw.example");
+        h.insert("host", "gw.example:8443".parse().unwrap());
+        assert_eq!(
+            over_tls(&h, false).external_base(),
+            "https://gw.example:8443"
+        );
+        // a client's own header is not believed; a trusted balancer's is
+        h.insert("x-forwarded-proto", "http".parse().unwrap());
+        assert_eq!(over_tls(&h, false).proto, "https");
+        assert_eq!(over_tls(&h, true).proto, "http");
     }
 }

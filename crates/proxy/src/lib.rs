@@ -47,6 +47,7 @@ pub use error::GatewayError;
 use classify::{Paths, RequestKind};
 use forward::{ForwardError, Forwarder};
 use headers::Forwarded;
+use sluice_http::tls::Outbound;
 
 /// Largest first response of a new query that is read to find the query id (Trino's first
 /// response is small: no data yet).
@@ -61,15 +62,22 @@ pub struct Proxy {
     login: login_cookie::LoginCookie,
     statements: statement::StatementBudget,
     config: ProxyConfig,
+    backend_tls: Option<Outbound>,
 }
 
 impl Proxy {
-    /// A proxy over `routing` remembering queries in `locator`.
-    pub fn new(routing: Arc<Routing>, locator: Arc<QueryLocator>, config: ProxyConfig) -> Self {
+    /// A proxy over `routing` remembering queries in `locator`; `backend_tls` is what its
+    /// connections to `https://` backends trust (`None`: the system's roots).
+    pub fn new(
+        routing: Arc<Routing>,
+        locator: Arc<QueryLocator>,
+        config: ProxyConfig,
+        backend_tls: Option<Outbound>,
+    ) -> Self {
         Self {
             routing,
             locator,
-            forwarder: Forwarder::new(&config),
+            forwarder: Forwarder::new(&config, backend_tls.clone()),
             paths: Paths::new(&config),
             login: login_cookie::LoginCookie::new(&config.login_cookie),
             statements: statement::StatementBudget::new(
@@ -78,6 +86,7 @@ impl Proxy {
                 std::time::Duration::from_millis(config.body_timeout_ms),
             ),
             config,
+            backend_tls,
         }
     }
 
@@ -88,11 +97,12 @@ impl Proxy {
         Self {
             routing: self.routing.clone(),
             locator: self.locator.clone(),
-            forwarder: Forwarder::new(&self.config),
+            forwarder: Forwarder::new(&self.config, self.backend_tls.clone()),
             paths: self.paths.clone(),
             login: self.login.clone(),
             statements: self.statements.clone(),
             config: self.config.clone(),
+            backend_tls: self.backend_tls.clone(),
         }
     }
 
@@ -104,11 +114,12 @@ impl Proxy {
         local: SocketAddr,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let forwarded = Forwarded::from_request(
+        let forwarded = Forwarded::from_connection(
             &parts.headers,
             remote,
             local,
             self.config.trust_forwarded_headers,
+            parts.extensions.get::<sluice_http::Https>().is_some(),
         );
         let kind = self
             .paths

@@ -216,6 +216,7 @@ async fn latencies(redis: &RedisServer) {
             cluster,
             Duration::from_secs(1),
             sluice_cluster::Credentials::new("bench", None, None),
+            None,
         )),
     );
     let (p50, p99) = measure(n.min(2000), |_| {

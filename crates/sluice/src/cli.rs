@@ -110,6 +110,12 @@ pub enum Command {
         /// Keep at most this many queries, forgetting the oldest never polled (0: all).
         #[arg(long, default_value_t = 0)]
         max_queries: usize,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's PEM key.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 

@@ -20,6 +20,7 @@ use anyhow::Context;
 use clap::Parser;
 use sluice_config::{Config, LogFormat, Serving};
 use sluice_gateway::Gateway;
+use sluice_http::tls_server::ServerTls;
 use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
 
@@ -88,7 +89,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if print_addrs {
                 println!(
                     "{}",
-                    serde_json::json!({"proxy": gateway.proxy_addr, "admin": gateway.admin_addr})
+                    serde_json::json!({"proxy": gateway.proxy_addr, "admin": gateway.admin_addr,
+                                       "tls": gateway.tls_addr})
                 );
             }
             serve_signals(&gateway).await;
@@ -147,10 +149,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             delay_ms,
             ignore_forwarded,
             max_queries,
+            tls_cert,
+            tls_key,
         } => {
             telemetry::init(LogFormat::Text, "warn");
+            let tls = match tls_cert.zip(tls_key) {
+                Some((cert, key)) => Some(ServerTls::from_files("fake-trino", &cert, &key)?),
+                None => None,
+            };
             let listener = TcpListener::bind(listen).await?;
-            let fake = FakeTrino::start(
+            let fake = FakeTrino::start_tls(
                 listener,
                 FakeOptions {
                     name,
@@ -163,8 +171,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     max_queries,
                     require_authorization: None,
                 },
+                tls,
             )?;
-            println!("{}", serde_json::json!({"addr": fake.addr}));
+            println!(
+                "{}",
+                serde_json::json!({"addr": fake.addr, "url": fake.url()})
+            );
             shutdown_signal().await;
             fake.stop().await;
             Ok(())

@@ -22,6 +22,8 @@ use std::time::Duration;
 
 use rand::RngExt;
 use serde_json::Value;
+use sluice_http::serve::Limits;
+use sluice_http::tls_server::ServerTls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -125,6 +127,8 @@ struct Counters {
 struct Fake {
     opts: FakeOptions,
     addr: SocketAddr,
+    /// `http` or `https` (served over TLS).
+    scheme: &'static str,
     suffix: String,
     next_seq: AtomicU64,
     queries: Mutex<HashMap<String, Query>>,
@@ -149,6 +153,16 @@ pub struct FakeTrino {
 impl FakeTrino {
     /// Serve on an already-bound listener.
     pub fn start(listener: TcpListener, opts: FakeOptions) -> std::io::Result<FakeTrino> {
+        Self::start_tls(listener, opts, None)
+    }
+
+    /// Serve on an already-bound listener, over TLS when `tls` is given (a coordinator with
+    /// `http-server.https.enabled`).
+    pub fn start_tls(
+        listener: TcpListener,
+        opts: FakeOptions,
+        tls: Option<ServerTls>,
+    ) -> std::io::Result<FakeTrino> {
         let addr = listener.local_addr()?;
         let mut rng = rand::rng();
         let suffix: String = (0..5)
@@ -158,6 +172,7 @@ impl FakeTrino {
             starting: AtomicBool::new(opts.starting),
             opts,
             addr,
+            scheme: if tls.is_some() { "https" } else { "http" },
             suffix,
             next_seq: AtomicU64::new(1),
             queries: Mutex::new(HashMap::new()),
@@ -168,14 +183,16 @@ impl FakeTrino {
         });
         let stop = CancellationToken::new();
         let served = fake.clone();
-        let task = tokio::spawn(sluice_http::serve::serve(
+        let task = tokio::spawn(sluice_http::serve::serve_with_tls(
             listener,
+            tls,
             move |req, _, _| {
                 let fake = served.clone();
                 async move { fake.handle(req).await }
             },
             stop.clone(),
             Duration::from_millis(500),
+            Limits::default(),
         ));
         Ok(FakeTrino {
             addr,
@@ -185,9 +202,9 @@ impl FakeTrino {
         })
     }
 
-    /// `http://127.0.0.1:port`.
+    /// `http://127.0.0.1:port` (`https://` over TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.fake.scheme, self.addr)
     }
 
     /// Requests for query ids this cluster does not own (mis-routed follow-ups).

@@ -46,17 +46,52 @@ pub struct Gw {
     /// A plain token from `admin.tokens`, sent by [`Gw::admin`] so status reads work when the
     /// config turns authentication on.
     token: Option<String>,
+    /// `https` when the Trino-protocol listener serves TLS on `listen`.
+    proxy_scheme: &'static str,
+    /// `https` when the admin listener serves TLS.
+    admin_scheme: &'static str,
+}
+
+/// A client trusting the CA in the PEM file `ca` only, or the system's roots without one.
+fn client_trusting(ca: Option<&std::path::Path>) -> Client {
+    let tls = ca.map(|ca| {
+        let trust = sluice_http::tls::ClientTls {
+            ca: Some(ca.to_path_buf()),
+            ..Default::default()
+        };
+        sluice_http::tls::client_config(&trust).expect("the test CA is usable")
+    });
+    client::build(&ClientOptions::default().tls(tls))
+}
+
+/// The schemes of the two listeners `config` describes.
+fn schemes(config: &Config) -> (&'static str, &'static str) {
+    let https = |tls: bool| if tls { "https" } else { "http" };
+    let proxy = config
+        .proxy
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.listen.is_none());
+    (https(proxy), https(config.admin.tls.is_some()))
 }
 
 impl Gw {
     /// Start `config` on two loopback ports and wait until it is ready.
     pub async fn start(config: Config) -> Gw {
+        Self::start_trusting(config, None).await
+    }
+
+    /// [`Gw::start`], its client trusting the CA in the PEM file `ca` (for listeners with TLS).
+    pub async fn start_trusting(config: Config, ca: Option<&std::path::Path>) -> Gw {
         let token = config.admin.tokens.iter().find_map(|t| t.token.clone());
+        let (proxy_scheme, admin_scheme) = schemes(&config);
         let gateway = start_gateway(config).await;
         let gw = Gw {
             gateway,
-            client: client::build(&ClientOptions::default()),
+            client: client_trusting(ca),
             token,
+            proxy_scheme,
+            admin_scheme,
         };
         gw.wait_ready().await;
         gw
@@ -64,11 +99,19 @@ impl Gw {
 
     /// Start the configuration file `path` on two loopback ports and wait until it is ready.
     pub async fn start_file(path: &std::path::Path) -> Gw {
+        Self::start_file_trusting(path, None).await
+    }
+
+    /// [`Gw::start_file`], its client trusting the CA in the PEM file `ca`.
+    pub async fn start_file_trusting(path: &std::path::Path, ca: Option<&std::path::Path>) -> Gw {
         let (gateway, config) = start_gateway_from(path).await;
+        let (proxy_scheme, admin_scheme) = schemes(&config);
         let gw = Gw {
             gateway,
-            client: client::build(&ClientOptions::default()),
+            client: client_trusting(ca),
             token: config.admin.tokens.iter().find_map(|t| t.token.clone()),
+            proxy_scheme,
+            admin_scheme,
         };
         gw.wait_ready().await;
         gw
@@ -87,7 +130,10 @@ impl Gw {
 
     /// `path` on the Trino-protocol listener.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.gateway.proxy_addr, path)
+        format!(
+            "{}://{}{}",
+            self.proxy_scheme, self.gateway.proxy_addr, path
+        )
     }
 
     /// An admin request with a bearer token and a body.
@@ -98,7 +144,10 @@ impl Gw {
         token: Option<&str>,
         body: Bytes,
     ) -> (StatusCode, Value) {
-        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        let uri = format!(
+            "{}://{}{}",
+            self.admin_scheme, self.gateway.admin_addr, path
+        );
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
@@ -109,7 +158,10 @@ impl Gw {
 
     /// An admin request (with the config's first plain token, if any).
     pub async fn admin(&self, method: Method, path: &str) -> (StatusCode, Bytes) {
-        let uri = format!("http://{}{}", self.gateway.admin_addr, path);
+        let uri = format!(
+            "{}://{}{}",
+            self.admin_scheme, self.gateway.admin_addr, path
+        );
         let mut req = Request::builder().method(method).uri(uri);
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));

@@ -11,12 +11,14 @@
 //! | [`clusters`] | fake clusters on port 0 and their `backends:` entries; a test [`clusters::config`] |
 //! | [`gateway`] | [`Gw`]: a gateway on port 0 with a client for the Trino protocol and the admin API |
 //! | [`servers`] | [`RedisServer`], [`PgServer`], temp SQLite files |
+//! | [`tls`] | [`tls::TestCa`]: a private CA issuing certificates as PEM files |
 #![forbid(unsafe_code)]
 
 pub mod clusters;
 pub mod fake_trino;
 pub mod gateway;
 pub mod servers;
+pub mod tls;
 
 pub use clusters::{backend, cluster, cluster_with, config, fake_clusters};
 pub use fake_trino::{FakeOptions, FakeTrino};

@@ -1,42 +1,94 @@
 //! Servers of a test's own, on ephemeral loopback ports, stopped on drop: `redis-server` (to
 //! kill and restart), PostgreSQL (initdb in a temp dir), and temp SQLite files.
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+
+use crate::tls::{Pair, TestCa};
 
 /// A `redis-server` of the test's own on an ephemeral loopback port, stopped on drop.
 pub struct RedisServer {
     /// Its port.
     pub port: u16,
     child: Option<std::process::Child>,
+    /// TLS only, with this certificate, key and CA (which also checks client certificates).
+    tls: Option<(Pair, PathBuf)>,
 }
 
 impl RedisServer {
     /// Start one; waits until it answers PING.
     pub async fn start() -> RedisServer {
         let port = free_port().await;
-        let mut s = RedisServer { port, child: None };
+        let mut s = RedisServer {
+            port,
+            child: None,
+            tls: None,
+        };
         s.restart().await;
         s
     }
 
-    /// Start (again) on the same port; waits until it answers PING.
+    /// Start one that speaks TLS only, with a certificate from `ca`, and requires clients to
+    /// show a certificate `ca` signed; waits until its port accepts.
+    pub async fn start_tls(ca: &TestCa) -> RedisServer {
+        let port = free_port().await;
+        let server = ca.loopback("redis");
+        let mut s = RedisServer {
+            port,
+            child: None,
+            tls: Some((server, ca.ca_pem.clone())),
+        };
+        s.restart().await;
+        s
+    }
+
+    /// Start (again) on the same port; waits until it answers PING (over TLS: until it accepts).
     pub async fn restart(&mut self) {
+        let port = self.port.to_string();
+        let mut args = vec!["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+        let tls_args;
+        match &self.tls {
+            None => args.extend(["--port", &port]),
+            Some((pair, ca)) => {
+                tls_args = [
+                    pair.cert.to_str().unwrap(),
+                    pair.key.to_str().unwrap(),
+                    ca.to_str().unwrap(),
+                ];
+                args.extend(["--port", "0", "--tls-port", &port]);
+                args.extend([
+                    "--tls-cert-file",
+                    tls_args[0],
+                    "--tls-key-file",
+                    tls_args[1],
+                ]);
+                args.extend([
+                    "--tls-ca-cert-file",
+                    tls_args[2],
+                    "--tls-auth-clients",
+                    "yes",
+                ]);
+            }
+        }
         let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(&args)
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server must be installed (.ci/run installs it)");
         self.child = Some(child);
+        if self.tls.is_some() {
+            for _ in 0..500 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                    .await
+                    .is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            panic!("redis-server (TLS) on {} did not start", self.port);
+        }
         for _ in 0..500 {
             if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await {
                 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,9 +115,14 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:PORT/0`.
+    /// `redis://127.0.0.1:PORT/0` (`rediss://` over TLS).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 }
 
@@ -87,11 +144,22 @@ pub struct PgServer {
     pub port: u16,
     dir: std::path::PathBuf,
     bin: std::path::PathBuf,
+    /// Serves TLS (`ssl = on`) with a certificate in `dir`.
+    tls: bool,
 }
 
 impl PgServer {
     /// initdb and start one; waits until it accepts connections.
     pub async fn start() -> PgServer {
+        Self::start_with(None).await
+    }
+
+    /// [`PgServer::start`], also accepting TLS (`ssl = on`) with a certificate from `ca`.
+    pub async fn start_tls(ca: &TestCa) -> PgServer {
+        Self::start_with(Some(ca)).await
+    }
+
+    async fn start_with(ca: Option<&TestCa>) -> PgServer {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .expect("PostgreSQL server binaries (.ci/run installs them)")
             .filter_map(|e| e.ok())
@@ -101,7 +169,21 @@ impl PgServer {
         let port = free_port().await;
         let dir = std::env::temp_dir().join(format!("sluice-pg-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let pg = PgServer { port, dir, bin };
+        let pg = PgServer {
+            port,
+            dir,
+            bin,
+            tls: ca.is_some(),
+        };
+        if let Some(ca) = ca {
+            // PostgreSQL wants its key owned by itself and readable by nobody else
+            let pair = ca.loopback("postgres");
+            std::fs::copy(&pair.cert, pg.dir.join("server.pem")).unwrap();
+            std::fs::copy(&pair.key, pg.dir.join("server.key")).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let private = std::fs::Permissions::from_mode(0o600);
+            std::fs::set_permissions(pg.dir.join("server.key"), private).unwrap();
+        }
         pg.as_postgres(
             &["chown", "-R", "postgres", &pg.dir.to_string_lossy()],
             true,
@@ -145,11 +227,19 @@ impl PgServer {
 
     /// Start (again) on the same port; waits until it accepts connections.
     pub async fn start_again(&self) {
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            let (cert, key) = (self.dir.join("server.pem"), self.dir.join("server.key"));
+            opts += &format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
+        }
         let log = self.dir.join("log").to_string_lossy().into_owned();
         self.as_postgres(
             &[

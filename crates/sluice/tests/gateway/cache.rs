@@ -6,7 +6,10 @@ use http::{Method, StatusCode};
 
 use sluice_testkit::*;
 
-fn shared_config(fakes: &[(&str, &str, &str)], redis: &RedisServer) -> sluice_config::Config {
+pub(crate) fn shared_config(
+    fakes: &[(&str, &str, &str)],
+    redis: &RedisServer,
+) -> sluice_config::Config {
     let mut c = config(fakes);
     c.cache.valkey.enabled = true;
     c.cache.valkey.url = redis.url();
@@ -15,7 +18,7 @@ fn shared_config(fakes: &[(&str, &str, &str)], redis: &RedisServer) -> sluice_co
     c
 }
 
-async fn wait_l2(gw: &Gw, up: bool) {
+pub(crate) async fn wait_l2(gw: &Gw, up: bool) {
     for _ in 0..300 {
         if cache_stats(gw).await["l2_healthy"] == up {
             return;
@@ -39,7 +42,7 @@ async fn two_instances(redis: &RedisServer) -> (FakeTrino, FakeTrino, Gw, Gw) {
 }
 
 /// No cluster saw a follow-up for a query it does not own; then stop both gateways.
-async fn no_misroutes_then_stop(clusters: &[&FakeTrino], a: Gw, b: Gw) {
+pub(crate) async fn no_misroutes_then_stop(clusters: &[&FakeTrino], a: Gw, b: Gw) {
     let misrouted: u64 = clusters.iter().map(|c| c.unknown_query_requests()).sum();
     assert_eq!(
         misrouted, 0,
@@ -50,7 +53,7 @@ async fn no_misroutes_then_stop(clusters: &[&FakeTrino], a: Gw, b: Gw) {
 }
 
 /// Start a query on `a`, follow it to the end on `b`.
-async fn across(a: &Gw, b: &Gw) -> String {
+pub(crate) async fn across(a: &Gw, b: &Gw) -> String {
     let (status, first) = a.submit("SELECT 1", &[]).await;
     assert_eq!(status, StatusCode::OK, "{first}");
     // follow on the other instance: rewrite the gateway address in nextUri

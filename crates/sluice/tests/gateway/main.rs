@@ -14,3 +14,4 @@ mod proxying;
 mod reload;
 mod shutdown;
 mod stickiness;
+mod tls;

@@ -187,9 +187,9 @@ impl Fake {
 
     fn base_url(&self, headers: &HeaderMap) -> String {
         if !self.opts.honor_forwarded {
-            return format!("http://{}", self.addr);
+            return format!("{}://{}", self.scheme, self.addr);
         }
-        let proto = header_str(headers, "x-forwarded-proto").unwrap_or("http");
+        let proto = header_str(headers, "x-forwarded-proto").unwrap_or(self.scheme);
         match header_str(headers, "x-forwarded-host").or_else(|| header_str(headers, "host")) {
             Some(host) => {
                 let has_port = host
@@ -201,7 +201,7 @@ impl Fake {
                     _ => format!("{proto}://{host}"),
                 }
             }
-            None => format!("http://{}", self.addr),
+            None => format!("{}://{}", self.scheme, self.addr),
         }
     }
 
