@@ -7,7 +7,7 @@ use bytes::Bytes;
 use sluice_config::CacheConfig;
 use sluice_store::HistoryRow;
 
-use crate::metrics::Tier;
+use crate::metrics::{Purpose, Tier};
 use crate::query_l1::QueryL1;
 use crate::search::BackendSearch;
 use crate::TieredCache;
@@ -46,9 +46,12 @@ pub struct QueryLocator {
     l2_ttl: Duration,
 }
 
+/// What every query location's key starts with.
+pub const QUERY_KEY_PREFIX: &str = "sluice:query:";
+
 /// The key of a query's location in every tier.
 pub fn query_key(id: &str) -> String {
-    format!("sluice:query:{id}")
+    format!("{QUERY_KEY_PREFIX}{id}")
 }
 
 impl QueryLocator {
@@ -78,7 +81,7 @@ impl QueryLocator {
         let t = Instant::now();
         let held = self.l1.get(query_id);
         let metrics = self.tiers.metrics();
-        metrics.lookup(Tier::L1, held.is_some(), t.elapsed());
+        metrics.lookup(Tier::L1, Purpose::Query, held.is_some(), t.elapsed());
         if held.is_some() {
             return held;
         }
@@ -97,7 +100,7 @@ impl QueryLocator {
         let found = search.find(query_id).await;
         self.tiers
             .metrics()
-            .lookup(Tier::Search, found.is_some(), t.elapsed());
+            .lookup(Tier::Search, Purpose::Query, found.is_some(), t.elapsed());
         match found {
             Some(b) => {
                 let loc = QueryLocation {
@@ -132,7 +135,9 @@ impl QueryLocator {
     ) {
         let t = Instant::now();
         self.l1.insert(query_id, &location);
-        self.tiers.metrics().write(Tier::L1, t.elapsed());
+        self.tiers
+            .metrics()
+            .write(Tier::L1, Purpose::Query, t.elapsed());
         let key = query_key(query_id);
         self.tiers
             .set_below_l1(&key, location.encode(), self.l2_ttl, history)

@@ -28,15 +28,44 @@ impl Tier {
     }
 }
 
+/// What a cache operation was for: a query's location, or a routing filter's own cache call
+/// (told apart by the key: query locations live under `sluice:query:`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Purpose {
+    /// Where a query lives (follow-ups, kill_query, the search).
+    Query,
+    /// A filter's `cache-get`, `cache-set`, `cache-increment`.
+    Filter,
+}
+
+impl Purpose {
+    /// The purpose of an operation on `key`.
+    pub fn of(key: &str) -> Purpose {
+        match key.starts_with(crate::locator::QUERY_KEY_PREFIX) {
+            true => Purpose::Query,
+            false => Purpose::Filter,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Query => "query",
+            Purpose::Filter => "filter",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabel {
-    tier: String,
+    tier: &'static str,
+    purpose: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabel {
-    tier: String,
-    result: String,
+    tier: &'static str,
+    purpose: &'static str,
+    result: &'static str,
 }
 
 /// The cache metric families.
@@ -73,7 +102,7 @@ impl CacheMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "sluice_cache_lookups",
-            "Cache lookups by tier and result (hit, miss)",
+            "Cache lookups by tier, purpose (query locations, filter cache calls) and result (hit, miss)",
             self.lookups.clone(),
         );
         registry.register(
@@ -98,62 +127,68 @@ impl CacheMetrics {
         );
     }
 
-    fn tier(t: Tier) -> TierLabel {
+    fn tier(t: Tier, p: Purpose) -> TierLabel {
         TierLabel {
-            tier: t.as_str().into(),
+            tier: t.as_str(),
+            purpose: p.as_str(),
         }
     }
 
-    /// A lookup that found (`hit`) or did not find its key.
-    pub fn lookup(&self, t: Tier, hit: bool, took: Duration) {
-        let result = if hit { "hit" } else { "miss" };
-        self.lookups
-            .get_or_create(&OpLabel {
-                tier: t.as_str().into(),
-                result: result.into(),
-            })
-            .inc();
+    fn op(t: Tier, p: Purpose, hit: bool) -> OpLabel {
+        OpLabel {
+            tier: t.as_str(),
+            purpose: p.as_str(),
+            result: if hit { "hit" } else { "miss" },
+        }
+    }
+
+    /// A lookup for `p` that found (`hit`) or did not find its key.
+    pub fn lookup(&self, t: Tier, p: Purpose, hit: bool, took: Duration) {
+        self.lookups.get_or_create(&Self::op(t, p, hit)).inc();
         self.latency
-            .get_or_create(&Self::tier(t))
+            .get_or_create(&Self::tier(t, p))
             .observe(took.as_secs_f64());
     }
 
     /// A write.
-    pub fn write(&self, t: Tier, took: Duration) {
-        self.writes.get_or_create(&Self::tier(t)).inc();
+    pub fn write(&self, t: Tier, p: Purpose, took: Duration) {
+        self.writes.get_or_create(&Self::tier(t, p)).inc();
         self.latency
-            .get_or_create(&Self::tier(t))
+            .get_or_create(&Self::tier(t, p))
             .observe(took.as_secs_f64());
     }
 
     /// A failed operation.
-    pub fn error(&self, t: Tier) {
-        self.errors.get_or_create(&Self::tier(t)).inc();
+    pub fn error(&self, t: Tier, p: Purpose) {
+        self.errors.get_or_create(&Self::tier(t, p)).inc();
     }
 
     /// An operation skipped because the tier is down.
-    pub fn skip(&self, t: Tier) {
-        self.skipped.get_or_create(&Self::tier(t)).inc();
+    pub fn skip(&self, t: Tier, p: Purpose) {
+        self.skipped.get_or_create(&Self::tier(t, p)).inc();
     }
 
-    /// Lookups of `t` with `result` so far (for status pages and tests).
+    /// Lookups of `t` with `result` so far, for both purposes (status pages and tests).
     pub fn lookups(&self, t: Tier, hit: bool) -> u64 {
-        let result = if hit { "hit" } else { "miss" };
-        self.lookups
-            .get_or_create(&OpLabel {
-                tier: t.as_str().into(),
-                result: result.into(),
-            })
-            .get()
+        [Purpose::Query, Purpose::Filter]
+            .map(|p| self.lookups.get_or_create(&Self::op(t, p, hit)).get())
+            .iter()
+            .sum()
     }
 
     /// Errors of `t` so far.
     pub fn errors(&self, t: Tier) -> u64 {
-        self.errors.get_or_create(&Self::tier(t)).get()
+        [Purpose::Query, Purpose::Filter]
+            .map(|p| self.errors.get_or_create(&Self::tier(t, p)).get())
+            .iter()
+            .sum()
     }
 
     /// Skipped operations of `t` so far.
     pub fn skipped(&self, t: Tier) -> u64 {
-        self.skipped.get_or_create(&Self::tier(t)).get()
+        [Purpose::Query, Purpose::Filter]
+            .map(|p| self.skipped.get_or_create(&Self::tier(t, p)).get())
+            .iter()
+            .sum()
     }
 }

@@ -9,7 +9,7 @@ use sluice_config::CacheConfig;
 use sluice_store::{now_ms, HistoryRow, Write, L3};
 
 use crate::l2_redis::{L2Error, L2};
-use crate::metrics::{CacheMetrics, Tier};
+use crate::metrics::{CacheMetrics, Purpose, Tier};
 
 #[derive(Clone)]
 pub(crate) struct L1Entry {
@@ -85,15 +85,15 @@ impl TieredCache {
         self.l2.as_ref().map(|l| l.is_healthy())
     }
 
-    fn l2_result<T>(&self, r: Result<T, L2Error>) -> Option<T> {
+    fn l2_result<T>(&self, purpose: Purpose, r: Result<T, L2Error>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(L2Error::Down) => {
-                self.metrics.skip(Tier::L2);
+                self.metrics.skip(Tier::L2, purpose);
                 None
             }
             Err(L2Error::Failed(_) | L2Error::Timeout(_) | L2Error::Url(_) | L2Error::Tls(_)) => {
-                self.metrics.error(Tier::L2);
+                self.metrics.error(Tier::L2, purpose);
                 None
             }
         }
@@ -109,10 +109,12 @@ impl TieredCache {
     ) -> Option<(Bytes, Tier)> {
         let t = Instant::now();
         if let Some(e) = self.l1.get(key) {
-            self.metrics.lookup(Tier::L1, true, t.elapsed());
+            self.metrics
+                .lookup(Tier::L1, Purpose::of(key), true, t.elapsed());
             return Some((e.value, Tier::L1));
         }
-        self.metrics.lookup(Tier::L1, false, t.elapsed());
+        self.metrics
+            .lookup(Tier::L1, Purpose::of(key), false, t.elapsed());
         self.get_below_l1(key, Some(l1_ttl), l2_ttl).await
     }
 
@@ -126,8 +128,9 @@ impl TieredCache {
     ) -> Option<(Bytes, Tier)> {
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if let Some(found) = self.l2_result(l2.get(key).await) {
-                self.metrics.lookup(Tier::L2, found.is_some(), t.elapsed());
+            if let Some(found) = self.l2_result(Purpose::of(key), l2.get(key).await) {
+                self.metrics
+                    .lookup(Tier::L2, Purpose::of(key), found.is_some(), t.elapsed());
                 if let Some(v) = found {
                     let value = Bytes::from(v);
                     self.fill_l1(key, &value, l1_ttl);
@@ -140,15 +143,16 @@ impl TieredCache {
         let found = match l3.get(key).await {
             Ok(v) => v,
             Err(_) => {
-                self.metrics.skip(Tier::L3);
+                self.metrics.skip(Tier::L3, Purpose::of(key));
                 return None;
             }
         };
-        self.metrics.lookup(Tier::L3, found.is_some(), t.elapsed());
+        self.metrics
+            .lookup(Tier::L3, Purpose::of(key), found.is_some(), t.elapsed());
         let value = Bytes::from(found?);
         self.fill_l1(key, &value, l1_ttl);
         if let Some(l2) = &self.l2 {
-            self.l2_result(l2.set(key, &value, l2_ttl).await);
+            self.l2_result(Purpose::of(key), l2.set(key, &value, l2_ttl).await);
         }
         Some((value, Tier::L3))
     }
@@ -173,10 +177,11 @@ impl TieredCache {
         if let Some(l2) = &self.l2 {
             let wanted: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
             let t = Instant::now();
-            if let Some(values) = self.l2_result(l2.mget(&wanted).await) {
+            if let Some(values) = self.l2_result(Purpose::Filter, l2.mget(&wanted).await) {
                 let took = t.elapsed();
                 for (i, v) in missing.into_iter().zip(values) {
-                    self.metrics.lookup(Tier::L2, v.is_some(), took);
+                    self.metrics
+                        .lookup(Tier::L2, Purpose::of(&keys[i]), v.is_some(), took);
                     if let Some(v) = v {
                         let v = Bytes::from(v);
                         self.l1.insert(
@@ -199,7 +204,7 @@ impl TieredCache {
     pub async fn set(&self, key: &str, value: Bytes, l1_ttl: Duration, l2_ttl: Duration) {
         let t = Instant::now();
         self.fill_l1(key, &value, Some(l1_ttl));
-        self.metrics.write(Tier::L1, t.elapsed());
+        self.metrics.write(Tier::L1, Purpose::of(key), t.elapsed());
         self.set_below_l1(key, value, l2_ttl, None).await
     }
 
@@ -219,12 +224,16 @@ impl TieredCache {
                 expires_at_ms: now_ms() + l2_ttl.as_millis() as i64,
             };
             l3.enqueue(std::iter::once(entry).chain(history.map(|h| Write::History(Box::new(h)))));
-            self.metrics.write(Tier::L3, Duration::ZERO);
+            self.metrics
+                .write(Tier::L3, Purpose::of(key), Duration::ZERO);
         }
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if self.l2_result(l2.set(key, &value, l2_ttl).await).is_some() {
-                self.metrics.write(Tier::L2, t.elapsed());
+            if self
+                .l2_result(Purpose::of(key), l2.set(key, &value, l2_ttl).await)
+                .is_some()
+            {
+                self.metrics.write(Tier::L2, Purpose::of(key), t.elapsed());
             }
         }
     }
@@ -237,7 +246,7 @@ impl TieredCache {
             l3.delete(key).await;
         }
         if let Some(l2) = &self.l2 {
-            self.l2_result(l2.del(key).await);
+            self.l2_result(Purpose::of(key), l2.del(key).await);
             crate::invalidate::announce(self, l2, key).await;
         }
     }
@@ -256,8 +265,8 @@ impl TieredCache {
     pub async fn increment(&self, key: &str, delta: i64, ttl: Duration) -> i64 {
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if let Some(v) = self.l2_result(l2.incr(key, delta, ttl).await) {
-                self.metrics.write(Tier::L2, t.elapsed());
+            if let Some(v) = self.l2_result(Purpose::of(key), l2.incr(key, delta, ttl).await) {
+                self.metrics.write(Tier::L2, Purpose::of(key), t.elapsed());
                 return v;
             }
         }

@@ -90,6 +90,8 @@ pub struct Backend {
     pub config: BackendConfig,
     /// Parsed `config.url`.
     pub uri: http::Uri,
+    /// Its name, shared (a metric label, without a copy per request).
+    label: std::sync::Arc<str>,
     /// Where its stats come from (the backend's own setting or `health.stats`).
     pub stats_source: StatsSource,
     status: ArcSwap<BackendStatus>,
@@ -107,6 +109,7 @@ impl Backend {
         Self {
             stats_source: config.stats.unwrap_or(default_stats),
             drain_since: config.draining.then(SystemTime::now),
+            label: std::sync::Arc::from(config.name.as_str()),
             config,
             uri,
             status: ArcSwap::from_pointee(BackendStatus::pending()),
@@ -157,6 +160,11 @@ impl Backend {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.config.name
+    }
+
+    /// Its name, shared.
+    pub fn label(&self) -> &std::sync::Arc<str> {
+        &self.label
     }
 
     /// Its routing group.

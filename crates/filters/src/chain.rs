@@ -91,14 +91,25 @@ impl FilterChain {
         // a snapshot: a swap during this call does not change the slots it runs
         let slots = self.slots.load_full();
         for slot in slots.iter() {
+            let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Ordering::Relaxed);
             let failure = match slot.route(req, &group).await {
                 Ok(decision) => match decision.check(&self.cluster, ctx.exclude) {
-                    Ok(Route::Pass) => continue,
+                    Ok(Route::Pass) => {
+                        count(&slot.stats.passed);
+                        continue;
+                    }
                     Ok(Route::Group(g)) => {
+                        count(&slot.stats.chose_group);
                         group = g;
                         continue;
                     }
-                    Ok(route) => return route,
+                    Ok(route) => {
+                        match route {
+                            Route::Reject { .. } => count(&slot.stats.rejected),
+                            _ => count(&slot.stats.chose_backend),
+                        };
+                        return route;
+                    }
                     Err(invalid) => {
                         slot.stats.invalid_decisions.fetch_add(1, Ordering::Relaxed);
                         invalid.to_string()
@@ -107,6 +118,7 @@ impl FilterChain {
                 // already counted by the slot (trap, timeout, out of memory)
                 Err(e) => e.to_string(),
             };
+            count(&slot.stats.fallbacks);
             tracing::warn!(slot = &*slot.slot, reason = failure, fallback = ?self.on_error, "routing filter failed");
             return match self.on_error {
                 FilterErrorPolicy::Native => narrowed(group),

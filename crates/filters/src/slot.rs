@@ -33,6 +33,17 @@ pub struct SlotStats {
     pub out_of_memory: AtomicU64,
     pub invalid_decisions: AtomicU64,
     pub instances_created: AtomicU64,
+    /// Decisions that named a backend.
+    pub chose_backend: AtomicU64,
+    /// Decisions that narrowed the query to a routing group.
+    pub chose_group: AtomicU64,
+    /// Decisions that left the query as it was.
+    pub passed: AtomicU64,
+    /// Decisions that rejected the query.
+    pub rejected: AtomicU64,
+    /// Failures (a trap, timeout, out of memory or invalid decision) that ended the chain with
+    /// `routing.on_filter_error`.
+    pub fallbacks: AtomicU64,
 }
 
 /// Limits applied to every call of a slot.

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod check;
+pub mod metrics;
 pub mod reload;
 pub mod tls;
 
@@ -236,12 +237,17 @@ impl Gateway {
             config.routing.clone(),
             router,
         ));
-        let proxy = Arc::new(Proxy::new(
-            routing.clone(),
-            locator.clone(),
-            config.proxy.clone(),
-            backend_tls.clone(),
-        ));
+        let request_metrics = sluice_proxy::metrics::RequestMetrics::default();
+        request_metrics.register(&mut registry);
+        let proxy = Arc::new(
+            Proxy::new(
+                routing.clone(),
+                locator.clone(),
+                config.proxy.clone(),
+                backend_tls.clone(),
+            )
+            .counting_in(request_metrics),
+        );
         let tokens = Arc::new(sluice_admin::auth::Tokens::new(&config.admin.tokens));
         let health = Arc::new(ArcSwap::from_pointee(config.health.clone()));
         let reload_metrics = ReloadMetrics::default();
@@ -260,6 +266,26 @@ impl Gateway {
             metrics: reload_metrics,
             turn: tokio::sync::Mutex::new(()),
         });
+        let fleet_gauges = Arc::new(metrics::FleetGauges::default());
+        if let (Some(fleet), Some(l3)) = (&fleet, &l3) {
+            let every = Duration::from_millis(config.filters.poll_interval_ms.max(1000));
+            let gauges = fleet_gauges.clone();
+            metrics::follow_fleet(
+                fleet.clone(),
+                l3.clone(),
+                gauges,
+                every,
+                &tasks,
+                stop.clone(),
+            );
+        }
+        registry.register_collector(Box::new(metrics::GatewayCollector {
+            cluster: cluster.clone(),
+            chain: chain.clone(),
+            l2: l2.clone(),
+            l3: l3.clone(),
+            fleet: fleet_gauges,
+        }));
         let admin = Arc::new(Admin {
             cluster: cluster.clone(),
             locator,

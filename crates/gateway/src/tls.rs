@@ -36,6 +36,10 @@ impl TlsMetrics {
             "TLS handshakes that failed on a listener (bad certificate, wrong protocol, timeout)",
             self.failures.clone(),
         );
+        // present (at 0) for both listeners, TLS or not, so that alerts have a series to read
+        for listener in ["proxy", "admin"] {
+            self.counter(listener);
+        }
     }
 
     fn counter(&self, listener: &'static str) -> Counter {

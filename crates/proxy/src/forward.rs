@@ -119,6 +119,8 @@ impl Forwarder {
             Ok(Ok(resp)) => resp,
         };
         strip_hop_by_hop(resp.headers_mut());
+        resp.extensions_mut()
+            .insert(crate::metrics::ServedBy(backend.label().clone()));
         Ok(resp)
     }
 }

@@ -37,6 +37,7 @@ pub mod forward;
 pub mod headers;
 pub mod kill_query;
 pub mod login_cookie;
+pub mod metrics;
 pub mod query_id;
 pub mod rewrite;
 pub mod spooled;
@@ -63,6 +64,7 @@ pub struct Proxy {
     statements: statement::StatementBudget,
     config: ProxyConfig,
     backend_tls: Option<Outbound>,
+    metrics: metrics::RequestMetrics,
 }
 
 impl Proxy {
@@ -87,7 +89,14 @@ impl Proxy {
             ),
             config,
             backend_tls,
+            metrics: metrics::RequestMetrics::default(),
         }
+    }
+
+    /// This proxy, counting its requests in `metrics`.
+    pub fn counting_in(mut self, metrics: metrics::RequestMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// The same proxy (routing, caches, login key, statement budget) with a backend connection
@@ -103,6 +112,7 @@ impl Proxy {
             statements: self.statements.clone(),
             config: self.config.clone(),
             backend_tls: self.backend_tls.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -113,6 +123,7 @@ impl Proxy {
         remote: SocketAddr,
         local: SocketAddr,
     ) -> Response<Body> {
+        let started = std::time::Instant::now();
         let (parts, body) = req.into_parts();
         let forwarded = Forwarded::from_connection(
             &parts.headers,
@@ -124,6 +135,11 @@ impl Proxy {
         let kind = self
             .paths
             .classify(&parts.method, parts.uri.path(), parts.uri.query());
+        let kind_label = match kind {
+            RequestKind::NewQuery => "new",
+            RequestKind::FollowUp(_) | RequestKind::Spooled => "follow_up",
+            _ => "other",
+        };
         let result = match kind {
             RequestKind::NotServed => Err(GatewayError::NotFound(parts.uri.path().to_string())),
             RequestKind::DotSegments => Err(GatewayError::BadRequest(format!(
@@ -135,10 +151,14 @@ impl Proxy {
             RequestKind::Spooled => self.spooled(parts, body, &forwarded).await,
             RequestKind::Other => self.other(parts, body, &forwarded).await,
         };
-        result.unwrap_or_else(|e| {
+        let resp = result.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "request failed");
             e.into_response()
-        })
+        });
+        let backend = resp.extensions().get::<metrics::ServedBy>().map(|s| &s.0);
+        self.metrics
+            .record(kind_label, resp.status(), backend, started.elapsed());
+        resp
     }
 
     async fn follow_up(

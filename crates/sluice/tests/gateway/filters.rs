@@ -328,6 +328,25 @@ async fn hostile_filters_leave_the_gateway_serving_with_the_fallback_counted() {
         let stats = filter_stats(&gw, "evil").await;
         assert_eq!(stats[counter], 3, "{mode}: {stats}");
         assert_eq!(stats["calls"], 3, "{mode}: {stats}");
+        // and on /metrics: the failure by reason (or the invalid decision), every fallback
+        let (_, text) = gw.admin(http::Method::GET, "/metrics").await;
+        let text = String::from_utf8_lossy(&text);
+        let series = match counter {
+            "invalid_decisions" => {
+                "sluice_filter_decisions_total{slot=\"evil\",decision=\"invalid\"} 3".to_string()
+            }
+            failures => {
+                let reason = match failures {
+                    "timeouts" => "timeout",
+                    "traps" => "trap",
+                    other => other,
+                };
+                format!("sluice_filter_failures_total{{slot=\"evil\",reason=\"{reason}\"}} 3")
+            }
+        };
+        assert!(text.contains(&series), "{mode}: {series} in\n{text}");
+        let fallbacks = "sluice_filter_fallbacks_total{slot=\"evil\"} 3";
+        assert!(text.contains(fallbacks), "{mode}: {text}");
         gw.stop().await;
     }
 }
