@@ -68,7 +68,9 @@ def post(url, body):
 
 
 def test_multi_mib_statements_keep_memory_flat(procs, tmp_path):
-    gw, _ = gateway(procs, tmp_path, proxy="{ max_statement_bytes: 16777216 }")
+    # a generous filter time limit: this is about memory, and a machine busy with other work
+    # could otherwise push one routing call past the default 50 ms (the native fallback decides)
+    gw, _ = gateway(procs, tmp_path, proxy="{ max_statement_bytes: 16777216 }", filters="{ timeout_ms: 2000 }")
     before = rss_peak_kib(gw.p.pid)
     size = 15 << 20
     bodies = [
