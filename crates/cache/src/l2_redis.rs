@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, IntoConnectionInfo};
+use redis::aio::ConnectionManagerConfig;
+use redis::AsyncCommands;
 use sluice_config::ValkeyConfig;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::l2_conn::{info_of, Conn, Source};
 
 /// Why an L2 operation gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +23,9 @@ pub enum L2Error {
     /// `cache.valkey.tls` names files that cannot be read or used.
     #[error("cache.valkey.tls: {0}")]
     Tls(String),
+    /// No Sentinel named the master.
+    #[error("cache.valkey: the Sentinels did not name the master: {0}")]
+    Sentinel(String),
     /// The tier is marked down; nothing was sent.
     #[error("L2 is marked down")]
     Down,
@@ -34,8 +39,10 @@ pub enum L2Error {
 
 /// The shared tier.
 pub struct L2 {
-    client: redis::Client,
-    conns: ArcSwap<Vec<ConnectionManager>>,
+    source: Source,
+    conns: ArcSwap<Vec<Conn>>,
+    /// Which seed node the next subscription tries (Cluster mode).
+    turn: AtomicUsize,
     next: AtomicUsize,
     healthy: AtomicBool,
     timeout: Duration,
@@ -49,17 +56,16 @@ impl L2 {
         tasks: &TaskTracker,
         stop: CancellationToken,
     ) -> Result<Arc<L2>, L2Error> {
-        let client = Self::client_for(config)?;
         let l2 = Arc::new(L2 {
-            client: client.clone(),
+            source: Source::new(config)?,
             conns: ArcSwap::from_pointee(Vec::new()),
+            turn: AtomicUsize::new(0),
             next: AtomicUsize::new(0),
             healthy: AtomicBool::new(false),
             timeout: Duration::from_millis(config.timeout_ms),
         });
         tasks.spawn(supervise(
             l2.clone(),
-            client,
             config.pool_size,
             Duration::from_millis(config.health_check_interval_ms),
             stop,
@@ -67,38 +73,14 @@ impl L2 {
         Ok(l2)
     }
 
-    /// The client `config` describes (URL and password checked; nothing is sent).
+    /// Check `config` as a start would: URLs, password, TLS files (nothing is sent).
+    pub fn check(config: &ValkeyConfig) -> Result<(), L2Error> {
+        Source::new(config).map(|_| ())
+    }
+
+    /// A client for the standalone server `config.url` (URL, password and TLS applied).
     pub fn client_for(config: &ValkeyConfig) -> Result<redis::Client, L2Error> {
-        let mut info = config
-            .url
-            .as_str()
-            .into_connection_info()
-            .map_err(L2Error::Url)?;
-        if let Some(pw) = config.password.as_deref().filter(|p| !p.is_empty()) {
-            let settings = info.redis_settings().clone().set_password(pw);
-            info = info.set_redis_settings(settings);
-        }
-        let tls = &config.tls;
-        if tls.ca.is_none() && tls.client_cert.is_none() {
-            return redis::Client::open(info).map_err(L2Error::Url);
-        }
-        // the redis client takes one trust store: a configured CA is the only one trusted
-        let read = |path: &std::path::Path| {
-            std::fs::read(path).map_err(|e| L2Error::Tls(format!("{}: {e}", path.display())))
-        };
-        let root_cert = tls.ca.as_deref().map(read).transpose()?;
-        let client_tls = match (&tls.client_cert, &tls.client_key) {
-            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                client_cert: read(cert)?,
-                client_key: read(key)?,
-            }),
-            _ => None,
-        };
-        let certs = redis::TlsCertificates {
-            client_tls,
-            root_cert,
-        };
-        redis::Client::build_with_tls(info, certs).map_err(|e| L2Error::Tls(e.to_string()))
+        client_with(info_of(&config.url, config)?, config)
     }
 
     /// Whether requests use the tier now.
@@ -106,7 +88,7 @@ impl L2 {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    fn conn(&self) -> Result<ConnectionManager, L2Error> {
+    fn conn(&self) -> Result<Conn, L2Error> {
         if !self.is_healthy() {
             return Err(L2Error::Down);
         }
@@ -176,9 +158,12 @@ impl L2 {
             .await
     }
 
-    /// The client, for connections of their own (pub/sub).
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    /// A client for one server, for a connection of its own (a subscription): the standalone
+    /// server, the next seed node of a Cluster, or the master the Sentinels name now.
+    pub async fn subscriber(&self) -> Result<redis::Client, L2Error> {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let limit = self.timeout.max(Duration::from_millis(500));
+        self.source.one_server(turn, limit).await
     }
 
     /// The time limit of one operation.
@@ -186,58 +171,103 @@ impl L2 {
         self.timeout
     }
 
-    /// INCRBY and EXPIRE in one round trip (a MULTI/EXEC pipeline); returns the new value.
+    /// INCRBY and EXPIRE at once (a script: atomic in every mode, a Cluster included); returns
+    /// the new value.
     pub async fn incr(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, L2Error> {
+        static SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+            redis::Script::new(
+                "local v = redis.call('INCRBY', KEYS[1], ARGV[1]) \
+                 redis.call('EXPIRE', KEYS[1], ARGV[2]) return v",
+            )
+        });
         let mut c = self.conn()?;
         let secs = ttl.as_secs().max(1) as i64;
         self.run(async move {
-            let (v, _): (i64, i64) = redis::pipe()
-                .atomic()
-                .incr(key, delta)
-                .expire(key, secs)
-                .query_async(&mut c)
-                .await?;
-            Ok(v)
+            SCRIPT
+                .key(key)
+                .arg(delta)
+                .arg(secs)
+                .invoke_async(&mut c)
+                .await
         })
         .await
     }
 }
 
-async fn supervise(
-    l2: Arc<L2>,
-    client: redis::Client,
-    pool_size: usize,
-    interval: Duration,
-    stop: CancellationToken,
-) {
+/// The TLS material `config.tls` names, if any.
+pub(crate) fn certificates(
+    config: &ValkeyConfig,
+) -> Result<Option<redis::TlsCertificates>, L2Error> {
+    let tls = &config.tls;
+    if tls.ca.is_none() && tls.client_cert.is_none() {
+        return Ok(None);
+    }
+    // the redis client takes one trust store: a configured CA is the only one trusted
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| L2Error::Tls(format!("{}: {e}", path.display())))
+    };
+    let root_cert = tls.ca.as_deref().map(read).transpose()?;
+    let client_tls = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(Some(redis::TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
+}
+
+/// A client for `info`, with `config.tls`'s material when it names any.
+pub(crate) fn client_with(
+    info: redis::ConnectionInfo,
+    config: &ValkeyConfig,
+) -> Result<redis::Client, L2Error> {
+    match certificates(config)? {
+        None => redis::Client::open(info).map_err(L2Error::Url),
+        Some(certs) => {
+            redis::Client::build_with_tls(info, certs).map_err(|e| L2Error::Tls(e.to_string()))
+        }
+    }
+}
+
+async fn supervise(l2: Arc<L2>, pool_size: usize, interval: Duration, stop: CancellationToken) {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(l2.timeout.max(Duration::from_millis(500))))
         .set_response_timeout(Some(l2.timeout))
         .set_number_of_retries(1);
+    let limit = l2.timeout.max(Duration::from_millis(500));
+    // a failure to connect is said once (at warn), until a connection succeeds again
+    let mut said = false;
     loop {
         let ok = if l2.conns.load().is_empty() {
-            let mut conns = Vec::with_capacity(pool_size);
-            for _ in 0..pool_size {
-                match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
-                    Ok(c) => conns.push(c),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "L2 connect failed");
-                        break;
+            match l2.source.connect(pool_size, &config, limit).await {
+                Ok(conns) => {
+                    l2.conns.store(Arc::new(conns));
+                    said = false;
+                    true
+                }
+                Err(e) => {
+                    if !said {
+                        tracing::warn!(error = %e, "cannot connect to L2 (Valkey/Redis); retrying every health check");
+                        said = true;
                     }
+                    false
                 }
             }
-            let complete = conns.len() == pool_size;
-            if complete {
-                l2.conns.store(Arc::new(conns));
-            }
-            complete
         } else {
-            ping_all(&l2).await
+            check_all(&l2).await
         };
         if ok && !l2.healthy.swap(true, Ordering::Relaxed) {
             tracing::info!("L2 (Valkey/Redis) is up; requests use it");
         } else if !ok {
             l2.mark_down(L2Error::Down);
+            if l2.source.rediscovers() {
+                // ask the Sentinels again: a failover may have named another master
+                l2.conns.store(Arc::new(Vec::new()));
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -246,15 +276,13 @@ async fn supervise(
     }
 }
 
-async fn ping_all(l2: &L2) -> bool {
+async fn check_all(l2: &L2) -> bool {
     let conns = l2.conns.load_full();
     for c in conns.iter() {
         let mut c = c.clone();
-        let pong = tokio::time::timeout(l2.timeout.max(Duration::from_millis(200)), async move {
-            redis::cmd("PING").query_async::<String>(&mut c).await
-        })
-        .await;
-        if !matches!(pong, Ok(Ok(_))) {
+        let limit = l2.timeout.max(Duration::from_millis(200));
+        let fine = tokio::time::timeout(limit, l2.source.check(&mut c)).await;
+        if !matches!(fine, Ok(true)) {
             return false;
         }
     }

@@ -10,12 +10,14 @@
 //! | `query_l1` | the locator's own L1: query locations packed small (interned names, inline ids) |
 //! | [`invalidate`] | a delete announced on Valkey drops the key from every instance's L1 |
 //! | [`l2_redis`] | [`l2_redis::L2`]: the shared tier, with a time limit per operation and a health flag |
+//! | [`l2_conn`] | [`l2_conn::Source`]: standalone, Cluster or Sentinel; [`l2_conn::Conn`], a connection of any of them |
 //! | [`search`] | [`search::BackendSearch`]: ask every backend `GET /v1/query/{id}` |
 //! | [`pubsub`] | [`pubsub::listen`]: stay subscribed to a channel, reconnecting, for fleet announcements |
 //! | [`metrics`] | hits, misses, errors and latency per tier, for `/metrics` |
 #![forbid(unsafe_code)]
 
 pub mod invalidate;
+pub mod l2_conn;
 pub mod l2_redis;
 pub mod locator;
 pub mod metrics;

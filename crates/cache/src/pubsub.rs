@@ -30,7 +30,14 @@ pub async fn listen(
     let connect_limit = l2.timeout().max(Duration::from_millis(500));
     loop {
         let connected = tokio::time::timeout(connect_limit, async {
-            let mut pubsub = l2.client().get_async_pubsub().await?;
+            let client = l2.subscriber().await.map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "no server to subscribe on",
+                    e.to_string(),
+                ))
+            })?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(channel).await?;
             Ok::<_, redis::RedisError>(pubsub)
         })

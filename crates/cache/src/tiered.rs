@@ -92,7 +92,13 @@ impl TieredCache {
                 self.metrics.skip(Tier::L2, purpose);
                 None
             }
-            Err(L2Error::Failed(_) | L2Error::Timeout(_) | L2Error::Url(_) | L2Error::Tls(_)) => {
+            Err(
+                L2Error::Failed(_)
+                | L2Error::Timeout(_)
+                | L2Error::Url(_)
+                | L2Error::Tls(_)
+                | L2Error::Sentinel(_),
+            ) => {
                 self.metrics.error(Tier::L2, purpose);
                 None
             }

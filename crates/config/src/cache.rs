@@ -60,6 +60,30 @@ pub struct ValkeyConfig {
     /// With a `rediss://` URL: the CA to trust (a private one) and a client certificate.
     #[serde(default)]
     pub tls: ClientTlsConfig,
+    /// `standalone` (one server at `url`), `cluster` (a Redis/Valkey Cluster: `nodes` are seed
+    /// nodes, default `url`) or `sentinel` (`nodes` are the Sentinels; the master they name
+    /// `sentinel_master` is used, with `url`'s password, database and TLS).
+    #[serde(default)]
+    pub mode: ValkeyMode,
+    /// Cluster seed nodes or Sentinels, as `redis://host:port` (`rediss://` for TLS).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// The master's name in the Sentinels' configuration (default `mymaster`).
+    #[serde(default = "defaults::sentinel_master")]
+    pub sentinel_master: String,
+}
+
+/// `cache.valkey.mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValkeyMode {
+    /// One server (or a managed endpoint that hides its topology).
+    #[default]
+    Standalone,
+    /// Redis/Valkey Cluster: keys spread over shards, topology discovered from the seeds.
+    Cluster,
+    /// A master found through Sentinel, followed across failovers.
+    Sentinel,
 }
 
 /// Searching the backends for an unknown query id.
@@ -131,6 +155,29 @@ impl ValkeyConfig {
         let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or("");
         let authority = rest.split(['/', '?']).next();
         crate::backends::check_port("url", &self.url, authority)?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if !schemes.iter().any(|s| node.starts_with(s)) {
+                return Err(Invalid::new(
+                    format!("nodes[{i}]"),
+                    format!("'{node}' must start with redis:// or rediss://"),
+                ));
+            }
+            let rest = node.split_once("://").map(|(_, r)| r).unwrap_or("");
+            crate::backends::check_port(
+                &format!("nodes[{i}]"),
+                node,
+                rest.split(['/', '?']).next(),
+            )?;
+        }
+        if self.mode == ValkeyMode::Sentinel && self.nodes.is_empty() {
+            return Err(Invalid::new(
+                "nodes",
+                "mode: sentinel needs the Sentinels' addresses (redis://host:26379)",
+            ));
+        }
+        if self.mode == ValkeyMode::Sentinel && self.sentinel_master.is_empty() {
+            return Err(Invalid::new("sentinel_master", "the master's name"));
+        }
         positive("ttl_seconds", self.ttl_seconds)?;
         positive("timeout_ms", self.timeout_ms)?;
         positive("health_check_interval_ms", self.health_check_interval_ms)?;

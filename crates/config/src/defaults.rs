@@ -89,6 +89,9 @@ pub fn valkey_timeout() -> u64 {
 pub fn valkey_health() -> u64 {
     1000
 }
+pub fn sentinel_master() -> String {
+    "mymaster".into()
+}
 pub fn valkey_pool() -> usize {
     2
 }

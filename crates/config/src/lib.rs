@@ -44,7 +44,7 @@ pub mod tls;
 
 pub use admin::{AdminConfig, Role, TokenConfig};
 pub use backends::BackendConfig;
-pub use cache::{CacheConfig, L1Config, SearchConfig, ValkeyConfig};
+pub use cache::{CacheConfig, L1Config, SearchConfig, ValkeyConfig, ValkeyMode};
 pub use filters::FiltersConfig;
 pub use health::{HealthConfig, MetricNames, StatsSource};
 pub use invalid::Invalid;

@@ -15,7 +15,7 @@ use crate::StartError;
 /// Check `config` as a start would; the warnings, or what would stop the start.
 pub async fn check(config: &Config) -> Result<Vec<String>, StartError> {
     if config.cache.valkey.enabled {
-        L2::client_for(&config.cache.valkey)?;
+        L2::check(&config.cache.valkey)?;
     }
     if !config.store.url.is_empty() {
         Store::open(&config.store.url)?;

@@ -11,12 +11,14 @@
 //! | [`clusters`] | fake clusters on port 0 and their `backends:` entries; a test [`clusters::config`] |
 //! | [`gateway`] | [`Gw`]: a gateway on port 0 with a client for the Trino protocol and the admin API |
 //! | [`servers`] | [`RedisServer`], [`PgServer`], temp SQLite files |
+//! | [`redis_topologies`] | a Redis Cluster and a Sentinel setup, whose master a test can kill |
 //! | [`tls`] | [`tls::TestCa`]: a private CA issuing certificates as PEM files |
 #![forbid(unsafe_code)]
 
 pub mod clusters;
 pub mod fake_trino;
 pub mod gateway;
+pub mod redis_topologies;
 pub mod servers;
 pub mod tls;
 

@@ -188,7 +188,9 @@ async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
     assert_eq!(stats["l3_store"]["written"], 0);
     let metrics = String::from_utf8(b.admin(Method::GET, "/metrics").await.1.to_vec()).unwrap();
     assert!(
-        metrics.contains("\nsluice_cache_lookups_total{tier=\"l3\",result=\"hit\"} 1\n"),
+        metrics.contains(
+            "\nsluice_cache_lookups_total{tier=\"l3\",purpose=\"query\",result=\"hit\"} 1\n"
+        ),
         "{metrics}"
     );
     a.stop().await;

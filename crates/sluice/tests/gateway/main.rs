@@ -8,6 +8,7 @@ mod fleet;
 mod groups;
 mod health;
 mod history;
+mod l2_modes;
 mod limits;
 mod per_core;
 mod proxying;
