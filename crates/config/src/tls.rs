@@ -22,6 +22,9 @@ pub struct ServerTlsConfig {
     /// `0.0.0.0:8443`). Without it, `listen` itself serves HTTPS only.
     #[serde(default)]
     pub listen: Option<SocketAddr>,
+    /// Require every client to show a certificate this CA (PEM) signed: mutual TLS.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// What Sluice trusts, and shows, when it connects over TLS.

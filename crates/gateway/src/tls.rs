@@ -66,7 +66,8 @@ pub fn listener(
         _ => "proxy.tls",
     };
     let fail = |source| TlsSetupError { field, source };
-    let tls = ServerTls::from_files(name, &config.cert, &config.key)
+    let client_ca = config.client_ca.as_deref();
+    let tls = ServerTls::from_files_requiring(name, &config.cert, &config.key, client_ca)
         .map_err(fail)?
         .counting_failures_in(metrics.counter(name));
     tls.watch(tasks, stop).map_err(fail)?;

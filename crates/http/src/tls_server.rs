@@ -59,13 +59,41 @@ impl std::fmt::Debug for ServerTls {
 impl ServerTls {
     /// Read `cert` (a PEM chain, leaf first) and `key`; `name` says which listener in logs.
     pub fn from_files(name: &'static str, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        Self::from_files_requiring(name, cert, key, None)
+    }
+
+    /// [`ServerTls::from_files`], and with `client_ca` every client must show a certificate
+    /// that CA signed (mutual TLS).
+    pub fn from_files_requiring(
+        name: &'static str,
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<Self, TlsError> {
         let certified = load_certified_key(cert, key)?;
         let current = Arc::new(Current(ArcSwap::from_pointee(certified)));
-        let mut config = ServerConfig::builder_with_provider(provider())
+        let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Mismatch(e.to_string()))?
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+            .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for c in crate::tls::load_certs(ca)? {
+                    roots
+                        .add(c)
+                        .map_err(|e| TlsError::file(ca, format!("not a CA certificate: {e}")))?;
+                }
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| TlsError::file(ca, e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             name,

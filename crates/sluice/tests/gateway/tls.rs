@@ -30,6 +30,7 @@ fn server_tls(pair: &Pair, listen: Option<&str>) -> Option<ServerTlsConfig> {
         cert: pair.cert.clone(),
         key: pair.key.clone(),
         listen: listen.map(|l| l.parse().unwrap()),
+        client_ca: None,
     })
 }
 
@@ -310,5 +311,59 @@ async fn l3_on_postgresql_over_tls_verifies_the_server_against_the_ca() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn mutual_tls_a_backend_that_wants_a_client_certificate_and_clients_that_must_show_one() {
+    let ca = TestCa::new("mutual");
+    let pair = ca.loopback("c1");
+    let tls = ServerTls::from_files_requiring("fake", &pair.cert, &pair.key, Some(&ca.ca_pem));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let opts = FakeOptions {
+        name: "c1".into(),
+        ..FakeOptions::default()
+    };
+    let c1 = FakeTrino::start_tls(listener, opts, Some(tls.unwrap())).unwrap();
+    let me = ca.issue("sluice-client", "sluice", &["sluice"]);
+    // without a client certificate the coordinator refuses Sluice's health checks
+    let mut cfg = config(&[("c1", "adhoc", &c1.url())]);
+    cfg.backend_tls = trust_only(&ca);
+    let gw = Gw::start(cfg.clone()).await;
+    assert_eq!(gw.backend_health("c1").await, "UNHEALTHY");
+    gw.stop().await;
+    // with one, it serves; and Sluice's own listener asks its clients for one
+    cfg.backend_tls.client_cert = Some(me.cert.clone());
+    cfg.backend_tls.client_key = Some(me.key.clone());
+    let mut listener_tls = server_tls(&ca.loopback("gateway"), None).unwrap();
+    listener_tls.client_ca = Some(ca.ca_pem.clone());
+    cfg.proxy.tls = Some(listener_tls);
+    let gw = Gw::start_trusting(cfg, Some(&ca.ca_pem)).await;
+    assert_eq!(gw.backend_health("c1").await, "HEALTHY");
+    let url = gw.url("/v1/statement");
+    let post = |client: &sluice_http::client::Client| {
+        let req = http::Request::post(url.clone())
+            .header("X-Trino-User", "test")
+            .body(sluice_http::full_body("SELECT 1"))
+            .unwrap();
+        client.request(req)
+    };
+    // gw's own client shows no certificate: refused
+    assert!(post(&gw.client).await.is_err());
+    let with_cert = sluice_http::client::build(
+        &sluice_http::client::ClientOptions::default().tls(Some(
+            client_config(&ClientTls {
+                ca: Some(ca.ca_pem.clone()),
+                client_cert: Some((me.cert.clone(), me.key.clone())),
+                ..ClientTls::default()
+            })
+            .unwrap(),
+        )),
+    );
+    let resp = post(&with_cert)
+        .await
+        .expect("a client with a certificate is served");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(c1.queries_created(), 1);
     gw.stop().await;
 }
