@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sluice_config::CacheConfig;
 use sluice_store::HistoryRow;
+use tracing::Instrument;
 
 use crate::metrics::{Purpose, Tier};
 use crate::query_l1::QueryL1;
@@ -97,7 +98,15 @@ impl QueryLocator {
             return None;
         }
         let t = Instant::now();
-        let found = search.find(query_id).await;
+        let span = tracing::info_span!(
+            target: sluice_telemetry::TARGET,
+            "sluice.cache",
+            sluice.tier = "search",
+            sluice.purpose = "query",
+            sluice.hit = tracing::field::Empty,
+        );
+        let found = search.find(query_id).instrument(span.clone()).await;
+        span.record("sluice.hit", found.is_some());
         self.tiers
             .metrics()
             .lookup(Tier::Search, Purpose::Query, found.is_some(), t.elapsed());

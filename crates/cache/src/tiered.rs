@@ -7,6 +7,7 @@ use bytes::Bytes;
 use moka::Expiry;
 use sluice_config::CacheConfig;
 use sluice_store::{now_ms, HistoryRow, Write, L3};
+use tracing::Instrument;
 
 use crate::l2_redis::{L2Error, L2};
 use crate::metrics::{CacheMetrics, Purpose, Tier};
@@ -134,7 +135,10 @@ impl TieredCache {
     ) -> Option<(Bytes, Tier)> {
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if let Some(found) = self.l2_result(Purpose::of(key), l2.get(key).await) {
+            let span = lookup_span("l2", key);
+            let got = l2.get(key).instrument(span.clone()).await;
+            span.record("sluice.hit", matches!(got, Ok(Some(_))));
+            if let Some(found) = self.l2_result(Purpose::of(key), got) {
                 self.metrics
                     .lookup(Tier::L2, Purpose::of(key), found.is_some(), t.elapsed());
                 if let Some(v) = found {
@@ -146,7 +150,10 @@ impl TieredCache {
         }
         let l3 = self.l3.as_ref()?;
         let t = Instant::now();
-        let found = match l3.get(key).await {
+        let span = lookup_span("l3", key);
+        let got = l3.get(key).instrument(span.clone()).await;
+        span.record("sluice.hit", matches!(got, Ok(Some(_))));
+        let found = match got {
             Ok(v) => v,
             Err(_) => {
                 self.metrics.skip(Tier::L3, Purpose::of(key));
@@ -309,6 +316,20 @@ impl TieredCache {
     pub fn l1_entries(&self) -> u64 {
         self.l1.entry_count()
     }
+}
+
+/// A span around one lookup in `tier` (when tracing is on).
+fn lookup_span(tier: &'static str, key: &str) -> tracing::Span {
+    tracing::info_span!(
+        target: sluice_telemetry::TARGET,
+        "sluice.cache",
+        sluice.tier = tier,
+        sluice.purpose = match Purpose::of(key) {
+            Purpose::Query => "query",
+            Purpose::Filter => "filter",
+        },
+        sluice.hit = tracing::field::Empty,
+    )
 }
 
 #[cfg(test)]

@@ -158,3 +158,12 @@ pub fn admin_max_connections() -> usize {
 pub fn statement_memory() -> usize {
     256 << 20
 }
+pub fn service_name() -> String {
+    "sluice".into()
+}
+pub fn sample_ratio() -> f64 {
+    1.0
+}
+pub fn otlp_timeout() -> u64 {
+    10_000
+}

@@ -14,6 +14,7 @@
 //! | --- | --- |
 //! | this file | [`Config`], loading, [`ConfigError`] |
 //! | [`admin`], [`backends`], [`routing`], [`filters`], [`cache`], [`store`], [`health`], [`proxy`], [`log`] | one section each: its structs, with a doc comment per field, and its `validate()` |
+//! | [`telemetry`] | `tracing:`: OpenTelemetry export |
 //! | [`tls`] | TLS settings shared by the sections: a listener's certificate, what a client trusts |
 //! | [`defaults`] | every default value |
 //! | [`bounds`] | upper bounds on every number, by field name |
@@ -40,6 +41,7 @@ pub mod routing;
 pub mod slot_text;
 pub mod store;
 pub mod subst;
+pub mod telemetry;
 pub mod tls;
 
 pub use admin::{AdminConfig, Role, TokenConfig};
@@ -52,6 +54,7 @@ pub use log::{LogConfig, LogFormat};
 pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
 pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
 pub use store::StoreConfig;
+pub use telemetry::TracingConfig;
 pub use tls::{ClientTlsConfig, ServerTlsConfig};
 
 /// Why a configuration cannot be used.
@@ -117,6 +120,9 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Distributed tracing: OpenTelemetry spans over OTLP (off by default).
+    #[serde(default)]
+    pub tracing: TracingConfig,
     /// Wasm filter sandbox limits.
     #[serde(default)]
     pub filters: FiltersConfig,
@@ -154,7 +160,8 @@ default_from_serde!(
     LoginCookieConfig,
     ValkeyConfig,
     SearchConfig,
-    StoreConfig
+    StoreConfig,
+    TracingConfig
 );
 
 /// A check the caller adds to [`Config::validate`] (e.g. the filters' own).
@@ -245,6 +252,7 @@ impl Config {
             }
         }
         self.store.validate().map_err(|e| e.under("store"))?;
+        self.tracing.validate().map_err(|e| e.under("tracing"))?;
         self.filters.validate().map_err(|e| e.under("filters"))
     }
 

@@ -13,6 +13,7 @@ use sluice_config::FilterErrorPolicy;
 use sluice_routing::{BoxFuture, QueryRequest, Route, RouteContext, Router};
 use sluice_store::L3;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::slot::{LoadContext, LoadedFilter};
 
@@ -92,7 +93,14 @@ impl FilterChain {
         let slots = self.slots.load_full();
         for slot in slots.iter() {
             let count = |c: &std::sync::atomic::AtomicU64| c.fetch_add(1, Ordering::Relaxed);
-            let failure = match slot.route(req, &group).await {
+            let span = tracing::info_span!(
+                target: sluice_telemetry::TARGET,
+                "sluice.filter",
+                sluice.slot = &*slot.slot,
+                sluice.group = group.as_str(),
+            );
+            let decided = slot.route(req, &group).instrument(span).await;
+            let failure = match decided {
                 Ok(decision) => match decision.check(&self.cluster, ctx.exclude) {
                     Ok(Route::Pass) => {
                         count(&slot.stats.passed);

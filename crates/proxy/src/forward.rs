@@ -10,6 +10,8 @@ use sluice_http::client::{self, Client, ClientOptions};
 use sluice_http::tls::Outbound;
 use sluice_http::Body;
 
+use tracing::Instrument;
+
 use crate::error::GatewayError;
 use crate::headers::{strip_hop_by_hop, Forwarded};
 
@@ -87,9 +89,18 @@ impl Forwarder {
         strip_hop_by_hop(headers);
         headers.remove(header::HOST); // the client sets the backend's authority
         forwarded.apply(headers);
+        let span = tracing::info_span!(
+            target: sluice_telemetry::TARGET,
+            "sluice.forward",
+            otel.kind = "client",
+            sluice.backend = backend.name(),
+            server.address = backend.uri.host(),
+        );
+        sluice_telemetry::propagate::inject(&span, headers);
 
         let name = || backend.name().to_string();
-        let result = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(req));
+        let result = sent.instrument(span).await;
         let mut resp = match result {
             Err(_) => {
                 return Err(ForwardError::Other(GatewayError::BackendTimeout {

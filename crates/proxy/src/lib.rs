@@ -49,6 +49,8 @@ use classify::{Paths, RequestKind};
 use forward::{ForwardError, Forwarder};
 use headers::Forwarded;
 use sluice_http::tls::Outbound;
+use sluice_telemetry::TARGET as TRACING;
+use tracing::Instrument;
 
 /// Largest first response of a new query that is read to find the query id (Trino's first
 /// response is small: no data yet).
@@ -116,8 +118,35 @@ impl Proxy {
         }
     }
 
-    /// Answer one request from `remote`, received on `local`.
+    /// Answer one request from `remote`, received on `local` (in a span of its own when
+    /// tracing is on, continuing the client's trace if it sent one).
     pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        remote: SocketAddr,
+        local: SocketAddr,
+    ) -> Response<Body> {
+        let span = tracing::info_span!(
+            target: TRACING,
+            "sluice.request",
+            otel.kind = "server",
+            http.request.method = %req.method(),
+            url.path = req.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        if span.is_disabled() {
+            return self.answer(req, remote, local).await;
+        }
+        sluice_telemetry::propagate::continue_from(&span, req.headers());
+        let resp = self
+            .answer(req, remote, local)
+            .instrument(span.clone())
+            .await;
+        span.record("http.response.status_code", resp.status().as_u16());
+        resp
+    }
+
+    async fn answer(
         &self,
         req: Request<Incoming>,
         remote: SocketAddr,
@@ -326,7 +355,19 @@ impl Proxy {
         }
         let mut excluded: Vec<String> = Vec::new();
         loop {
-            let choice = self.routing.choose(&request, &excluded).await?;
+            let span = tracing::info_span!(
+                target: TRACING,
+                "sluice.route",
+                sluice.group = tracing::field::Empty,
+                sluice.backend = tracing::field::Empty,
+            );
+            let choice = self
+                .routing
+                .choose(&request, &excluded)
+                .instrument(span.clone())
+                .await?;
+            span.record("sluice.group", choice.group.as_str());
+            span.record("sluice.backend", choice.backend.name());
             let sent = self
                 .forwarder
                 .send(&choice.backend, &parts, full_body(sql.clone()), forwarded)

@@ -69,7 +69,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 None => Config::default(),
             };
             let (config, path) = (loaded, config);
-            telemetry::init(config.log.format, &config.log.level);
+            let telemetry = sluice_telemetry::init(&config.log, &config.tracing)?;
             // every client connection is a file descriptor: take all the system allows
             match rlimit::increase_nofile_limit(u64::MAX) {
                 Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
@@ -96,6 +96,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             serve_signals(&gateway).await;
             tracing::info!("shutdown signal received; finishing in-flight requests");
             gateway.shutdown().await;
+            // the exporter's last batch goes out on this runtime: wait for it off its threads
+            let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
             Ok(())
         }
         Command::Backend { admin, command } => {

@@ -1,18 +1,11 @@
-//! Logging set-up: `tracing` to stderr, as text or JSON; `RUST_LOG` overrides the configured level.
-use tracing_subscriber::EnvFilter;
+//! Logging for the commands that are not `serve` (which also sets up tracing from its file).
+use sluice_config::{LogConfig, LogFormat, TracingConfig};
 
-use sluice_config::LogFormat;
-
-/// Install the global subscriber (a second call is a no-op).
+/// Logs to stderr at `level` (`RUST_LOG` wins); no spans.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
+    let log = LogConfig {
+        format,
+        level: level.to_string(),
     };
+    let _ = sluice_telemetry::init(&log, &TracingConfig::default());
 }

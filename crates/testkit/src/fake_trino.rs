@@ -138,6 +138,8 @@ struct Fake {
     /// Spooled segments not yet acknowledged: token → the segment's JSON rows.
     segments: Mutex<HashMap<String, Vec<u8>>>,
     last_forwarded: Mutex<Value>,
+    /// The last `traceparent` a request carried.
+    last_traceparent: Mutex<Option<String>>,
     starting: AtomicBool,
 }
 
@@ -180,6 +182,7 @@ impl FakeTrino {
             counters: Counters::default(),
             segments: Mutex::new(HashMap::new()),
             last_forwarded: Mutex::new(Value::Null),
+            last_traceparent: Mutex::new(None),
         });
         let stop = CancellationToken::new();
         let served = fake.clone();

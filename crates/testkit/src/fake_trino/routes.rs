@@ -28,6 +28,9 @@ impl Fake {
             }
         }
         *self.last_forwarded.lock().unwrap() = forwarded_view(&parts.headers);
+        if let Some(tp) = header_str(&parts.headers, "traceparent") {
+            *self.last_traceparent.lock().unwrap() = Some(tp.to_string());
+        }
         let base = self.base_url(&parts.headers);
         let path = parts.uri.path().to_string();
         let login = path.starts_with("/oauth2/")
@@ -174,6 +177,7 @@ impl Fake {
                         "running": running,
                         "queued": queued,
                         "last_forwarded": self.last_forwarded.lock().unwrap().clone(),
+                        "last_traceparent": self.last_traceparent.lock().unwrap().clone(),
                     }),
                 )
             }
