@@ -136,6 +136,11 @@ BAD_CONFIGS = {
     "bad valkey url": ("cache: { valkey: { enabled: true, url: 'redis://h:70000/0' } }\n", ["cache.valkey.url", "port"]),
     "module is not a component": (EPHEMERAL + "store: { url: '' }\nrouting: { chain: [ { slot: a, module: '{dir}/junk.wasm' } ] }\n", ["slot 'a'", "compile"]),
     "sqlite directory missing": (EPHEMERAL + "store: { url: 'sqlite:///surely/missing/dir/x.db' }\n", ["store.url", "does not exist"]),
+    "certificate file missing": (EPHEMERAL + "store: { url: '' }\nproxy: { tls: { cert: '{dir}/none.pem', key: '{dir}/none.key' } }\n", ["proxy.tls", "none.pem"]),
+    "certificate is not PEM": ("listen: 127.0.0.1:0\nstore: { url: '' }\nadmin: { listen: 127.0.0.1:0, tls: { cert: '{dir}/junk.wasm', key: '{dir}/junk.wasm' } }\n", ["admin.tls", "junk.wasm"]),
+    "backend CA missing": (EPHEMERAL + "store: { url: '' }\nbackend_tls: { ca: '{dir}/none-ca.pem' }\n", ["backend_tls", "none-ca.pem"]),
+    "sentinel without sentinels": ("cache: { valkey: { enabled: true, mode: sentinel } }\n", ["cache.valkey.nodes", "line 1"]),
+    "otlp endpoint not http": ("tracing: { otlp_endpoint: 'grpc://collector:4317' }\n", ["tracing.otlp_endpoint", "line 1"]),
 }
 
 

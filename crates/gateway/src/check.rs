@@ -1,7 +1,8 @@
 //! `sluice check-config`: every check `Gateway::start` makes, short of binding sockets and
 //! connecting — the Valkey URL and password read the way L2 reads them, the store URL opened the
-//! way L3 opens it (a SQLite file's directory must exist), every filter module compiled, linked
-//! and initialised with its config — plus warnings (rules that can never match).
+//! way L3 opens it (a SQLite file's directory must exist), every TLS certificate, key and CA
+//! bundle read, every filter module compiled, linked and initialised with its config — plus
+//! warnings (rules that can never match).
 use std::sync::Arc;
 
 use sluice_cache::l2_redis::L2;
@@ -14,6 +15,18 @@ use crate::StartError;
 
 /// Check `config` as a start would; the warnings, or what would stop the start.
 pub async fn check(config: &Config) -> Result<Vec<String>, StartError> {
+    // the TLS files: certificates with their keys, CA bundles
+    crate::tls::backends(&config.backend_tls)?;
+    for (field, tls) in [
+        ("proxy.tls", config.proxy.tls.as_ref()),
+        ("admin.tls", config.admin.tls.as_ref()),
+    ] {
+        if let Some(t) = tls {
+            let ca = t.client_ca.as_deref();
+            sluice_http::tls_server::ServerTls::from_files_requiring("check", &t.cert, &t.key, ca)
+                .map_err(|source| crate::tls::TlsSetupError { field, source })?;
+        }
+    }
     if config.cache.valkey.enabled {
         L2::check(&config.cache.valkey)?;
     }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::{Method, StatusCode};
-use sluice_config::{ClientTlsConfig, Config, ServerTlsConfig};
+use sluice_config::{ClientTlsConfig, Config, ServerTlsConfig, Serving};
 use sluice_http::tls::{client_config, ClientTls};
 use sluice_http::tls_server::ServerTls;
 use sluice_testkit::tls::{Pair, TestCa};
@@ -74,6 +74,17 @@ async fn handshake_errors(gw: &Gw, listener: &str) -> u64 {
 
 #[tokio::test]
 async fn https_clients_reach_https_backends_through_a_private_ca() {
+    https_end_to_end(Serving::Shared).await;
+}
+
+#[tokio::test]
+async fn https_with_a_thread_per_core() {
+    // per-core tests take turns: others count worker threads by name
+    let _alone = crate::per_core::WORKERS.lock().await;
+    https_end_to_end(Serving::PerCore).await;
+}
+
+async fn https_end_to_end(serving: Serving) {
     let ca = TestCa::new("everywhere");
     let (c1, c2) = (tls_cluster("c1", &ca).await, tls_cluster("c2", &ca).await);
     assert!(c1.url().starts_with("https://"));
@@ -81,6 +92,7 @@ async fn https_clients_reach_https_backends_through_a_private_ca() {
     cfg.backend_tls = trust_only(&ca);
     cfg.proxy.tls = server_tls(&ca.loopback("gateway"), None);
     cfg.admin.tls = server_tls(&ca.loopback("admin"), None);
+    cfg.proxy.serving = serving;
     let gw = Gw::start_trusting(cfg, Some(&ca.ca_pem)).await;
     // the health checks reached both clusters over TLS
     assert_eq!(gw.backend_health("c1").await, "HEALTHY");
