@@ -78,17 +78,32 @@ pub fn follow_fleet(
     });
 }
 
+/// One family of constant metrics: a row per label set.
+fn family<V: Copy, M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    rows: &[(&[(&str, &str)], V)],
+    metric: impl Fn(V) -> M,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in rows {
+        metric(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
 fn gauge(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     rows: &[(&[(&str, &str)], i64)],
 ) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-    for (labels, value) in rows {
-        ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        (name, help, MetricType::Gauge),
+        rows,
+        ConstGauge::new,
+    )
 }
 
 fn counter(
@@ -97,11 +112,12 @@ fn counter(
     help: &str,
     rows: &[(&[(&str, &str)], u64)],
 ) -> std::fmt::Result {
-    let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-    for (labels, value) in rows {
-        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
-    }
-    Ok(())
+    family(
+        encoder,
+        (name, help, MetricType::Counter),
+        rows,
+        ConstCounter::new,
+    )
 }
 
 impl Collector for GatewayCollector {
