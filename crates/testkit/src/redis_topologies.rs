@@ -126,14 +126,18 @@ impl RedisCluster {
         assert!(created.contains("[OK]"), "cluster create: {created}");
         let cluster = RedisCluster { nodes, dir };
         cluster.wait_ok().await;
-        // a replica that never finished its first sync would not take over from its master
-        for n in &cluster.nodes {
-            until("every replica is in sync", || {
-                let info = cli(n.port, &["INFO", "replication"]);
-                info.contains("role:master") || info.contains("master_link_status:up")
-            })
-            .await;
-        }
+        // every replica has taken its role and finished its first sync (a replica that never
+        // synced would not take over from its master)
+        let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port).collect();
+        until("every replica is in sync", || {
+            let synced = ports
+                .iter()
+                .map(|p| cli(*p, &["INFO", "replication"]))
+                .filter(|i| i.contains("role:slave") && i.contains("master_link_status:up"))
+                .count();
+            synced == masters * replicas && cluster.masters().len() == masters
+        })
+        .await;
         cluster
     }
 
