@@ -2,8 +2,10 @@
 Trino's client allows only over HTTPS) through Sluice to coordinators that serve HTTPS, all with
 a private CA the test makes with the `openssl` command."""
 import json
+import os
 import ssl
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
@@ -11,7 +13,7 @@ import requests
 import trino
 from trino.auth import BasicAuthentication
 
-from conftest import Fake, Gateway, write_config
+from conftest import Fake, Gateway, free_port, sluice_bin, wait_until, write_config
 
 
 def openssl(*args, cwd):
@@ -103,3 +105,43 @@ def test_a_client_that_does_not_trust_the_ca_is_refused_and_the_gateway_serves_o
                               verify=str(pki.ca), max_attempts=1).cursor()
     cur.execute("SELECT 1")
     assert len(cur.fetchall()) == 6
+
+
+def test_the_cli_reaches_an_https_admin_listener_with_a_private_ca(procs, tmp_path, monkeypatch):
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+    pki = Pki(tmp_path)
+    cert, key = pki.server("admin")
+    fake = Fake("c1")
+    procs.append(fake)
+    admin_port = free_port()
+    cfg = write_config(tmp_path, [("c1", "adhoc", fake.url)],
+                       admin=f"{{ listen: 127.0.0.1:{admin_port}, tls: {{ cert: '{cert}', key: '{key}' }} }}")
+    # the harness polls /readyz over plain HTTP: here the admin listener speaks HTTPS only
+    proc = subprocess.Popen([sluice_bin(), "serve", "--config", str(cfg), "--print-addrs"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert json.loads(proc.stdout.readline())["admin"].endswith(f":{admin_port}")
+        url = f"https://localhost:{admin_port}"
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+
+        def ready():
+            try:
+                return urllib.request.urlopen(url + "/readyz", context=ctx, timeout=5).status == 200
+            except urllib.error.HTTPError:
+                return False  # 503 until the first health round is done
+
+        wait_until("ready over https", ready)
+        cli = [sluice_bin(), "backend", "list", "--admin-url", url, "--json"]
+        trusted = subprocess.run(cli, capture_output=True, text=True, timeout=30,
+                                 env={**os.environ, "SSL_CERT_FILE": str(pki.ca)})
+        assert trusted.returncode == 0, trusted.stderr
+        assert [b["name"] for b in json.loads(trusted.stdout)] == ["c1"]
+        # without the CA the CLI refuses the server, saying why
+        untrusted = subprocess.run(cli, capture_output=True, text=True, timeout=30,
+                                   env={k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"})
+        assert untrusted.returncode != 0
+        assert "certificate" in untrusted.stderr.lower(), untrusted.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -23,16 +23,19 @@ pub struct AdminClient {
 }
 
 impl AdminClient {
-    /// A client of `admin_url` (`http://host:port`), authenticating with `token`.
+    /// A client of `admin_url` (`http://host:port`, or `https://` with the system's roots —
+    /// `SSL_CERT_FILE` names a private CA's bundle), authenticating with `token`.
     pub fn new(admin_url: &str, token: Option<String>) -> anyhow::Result<Self> {
         let base = admin_url.trim_end_matches('/').to_string();
         let uri: http::Uri = base
             .parse()
             .with_context(|| format!("--admin-url '{admin_url}' is not a URL"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some(other) => bail!("--admin-url: only http:// is supported (got {other}://); the admin listener is meant for loopback or a private network"),
-            None => bail!("--admin-url '{admin_url}' needs a scheme, such as http://127.0.0.1:8081"),
+            Some("http" | "https") => {}
+            Some(other) => bail!("--admin-url: http:// or https:// (got {other}://)"),
+            None => {
+                bail!("--admin-url '{admin_url}' needs a scheme, such as http://127.0.0.1:8081")
+            }
         }
         Ok(Self {
             base,
