@@ -4,7 +4,15 @@
 //!
 //! # Layout
 //!
-//! One file: the order parts are built in is the dependency order of the crates below it.
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`Gateway::start`]: the parts, built in the dependency order of the crates below |
+//! | `listeners` | the client and admin listeners: plain, HTTPS, beside each other; shared or per core |
+//! | [`tls`] | listener certificates (watched), backend trust, handshake failures metric |
+//! | [`metrics`] | the whole-gateway metrics read at scrape time |
+//! | [`reload`] | re-reading the configuration file |
+//! | [`check`] | `sluice check-config` |
+//!
 //! Every background task is spawned on one `TaskTracker` and ends when one `CancellationToken`
 //! is cancelled; shutdown cancels it, waits for the listeners to drain (up to
 //! `proxy.shutdown_grace_ms`), waits for every task, then writes what L3 still has queued.
@@ -26,13 +34,11 @@ use sluice_cache::search::BackendSearch;
 use sluice_cache::{QueryLocator, TieredCache};
 use sluice_cluster::health::HealthPoller;
 use sluice_cluster::Cluster;
-use sluice_config::{Config, Serving};
+use sluice_config::Config;
 use sluice_filters::cache::FilterCache;
 use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::watch::WatchError;
 use sluice_filters::LoadChainError;
-use sluice_http::per_core;
-use sluice_http::serve::{serve_with_tls, Limits};
 use sluice_proxy::Proxy;
 use sluice_routing::{LeastLoaded, Router, Routing};
 use sluice_store::{StoreError, L3};
@@ -41,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod check;
+mod listeners;
 pub mod metrics;
 pub mod reload;
 pub mod tls;
@@ -134,7 +141,6 @@ impl Gateway {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let ready = Arc::new(AtomicBool::new(false));
-        let grace = Duration::from_millis(config.proxy.shutdown_grace_ms);
         // a start that fails half-way stops the tasks it already spawned
         let stop_on_failure = stop.clone().drop_guard();
 
@@ -315,101 +321,19 @@ impl Gateway {
             ready_flag.store(true, Ordering::Release);
             poller.run(poll_stop).await;
         });
-        // Trino Gateway serves its backend API on its one port: so can Sluice, when asked
-        let tg_admin = config
-            .admin
-            .trino_gateway_api_on_proxy
-            .then(|| admin.clone());
-        let handler = move |proxy: Arc<Proxy>| {
-            let tg_admin = tg_admin.clone();
-            move |req: http::Request<hyper::body::Incoming>, remote, local| {
-                let proxy = proxy.clone();
-                let tg_admin = tg_admin
-                    .as_ref()
-                    .filter(|_| sluice_admin::is_trino_gateway_path(req.uri().path()))
-                    .cloned();
-                async move {
-                    match tg_admin {
-                        Some(admin) => admin.handle(req).await,
-                        None => proxy.handle(req, remote, local).await,
-                    }
-                }
-            }
-        };
-        let limits = Limits {
-            header_read_timeout: Duration::from_millis(config.proxy.header_read_timeout_ms),
-            idle_timeout: Duration::from_millis(config.proxy.idle_timeout_ms),
-            max_connections: config.proxy.max_connections,
-        };
-        // HTTPS on `listen` itself, or on a second listener beside the plain one
-        let mut client_listeners = vec![];
-        let mut tls_addr = None;
-        match (&proxy_tls, config.proxy.tls.as_ref().and_then(|t| t.listen)) {
-            (Some(tls), Some(addr)) => {
-                let bound = match config.proxy.serving {
-                    Serving::PerCore => {
-                        per_core::bind_reuse_port(addr).and_then(TcpListener::from_std)
-                    }
-                    Serving::Shared => TcpListener::bind(addr).await,
-                }
-                .map_err(|source| StartError::Bind {
-                    field: "proxy.tls.listen",
-                    addr,
-                    source,
-                })?;
-                tls_addr = Some(bound.local_addr()?);
-                client_listeners.push((listener, None));
-                client_listeners.push((bound, Some(tls.clone())));
-            }
-            (tls, _) => client_listeners.push((listener, tls.clone())),
-        }
-        for (listener, tls) in client_listeners {
-            match config.proxy.serving {
-                Serving::Shared => {
-                    tasks.spawn(serve_with_tls(
-                        listener,
-                        tls,
-                        handler(proxy.clone()),
-                        stop.clone(),
-                        grace,
-                        limits,
-                    ));
-                }
-                Serving::PerCore => {
-                    let workers = match config.proxy.workers {
-                        0 => per_core::default_workers(),
-                        n => n,
-                    };
-                    let listeners = per_core::listeners(listener.into_std()?, workers)?;
-                    let all = per_core::serve_per_core(
-                        listeners,
-                        tls,
-                        |_| handler(Arc::new(proxy.with_own_pool())),
-                        stop.clone(),
-                        grace,
-                        limits,
-                    )?;
-                    tracing::info!(workers, "serving client connections with a thread per core");
-                    tasks.spawn(all);
-                }
-            }
-        }
-        let handler = move |req, _, _| {
-            let admin = admin.clone();
-            async move { admin.handle(req).await }
-        };
-        let admin_limits = Limits {
-            max_connections: config.admin.max_connections,
-            ..limits
-        };
-        tasks.spawn(serve_with_tls(
-            admin_listener,
-            admin_tls,
-            handler,
-            stop.clone(),
-            grace,
-            admin_limits,
-        ));
+        let tls_addr = listeners::serve(
+            &config,
+            listeners::Bound {
+                client: listener,
+                admin: admin_listener,
+            },
+            (proxy_tls, admin_tls),
+            proxy,
+            admin,
+            &tasks,
+            &stop,
+        )
+        .await?;
         match tls_addr {
             Some(tls_addr) => {
                 tracing::info!(%proxy_addr, %tls_addr, %admin_addr, "sluice is listening (HTTPS on tls_addr)")

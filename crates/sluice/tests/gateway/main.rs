@@ -16,3 +16,4 @@ mod reload;
 mod shutdown;
 mod stickiness;
 mod tls;
+mod tls_stores;
