@@ -47,7 +47,8 @@ impl Purpose {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// Its label value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Purpose::Query => "query",
             Purpose::Filter => "filter",

@@ -115,13 +115,13 @@ impl TieredCache {
         l2_ttl: Duration,
     ) -> Option<(Bytes, Tier)> {
         let t = Instant::now();
-        if let Some(e) = self.l1.get(key) {
-            self.metrics
-                .lookup(Tier::L1, Purpose::of(key), true, t.elapsed());
+        let found = self.l1.get(key);
+        let hit = found.is_some();
+        self.metrics
+            .lookup(Tier::L1, Purpose::of(key), hit, t.elapsed());
+        if let Some(e) = found {
             return Some((e.value, Tier::L1));
         }
-        self.metrics
-            .lookup(Tier::L1, Purpose::of(key), false, t.elapsed());
         self.get_below_l1(key, Some(l1_ttl), l2_ttl).await
     }
 
@@ -133,14 +133,15 @@ impl TieredCache {
         l1_ttl: Option<Duration>,
         l2_ttl: Duration,
     ) -> Option<(Bytes, Tier)> {
+        let purpose = Purpose::of(key);
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            let span = lookup_span("l2", key);
+            let span = lookup_span("l2", purpose);
             let got = l2.get(key).instrument(span.clone()).await;
             span.record("sluice.hit", matches!(got, Ok(Some(_))));
-            if let Some(found) = self.l2_result(Purpose::of(key), got) {
+            if let Some(found) = self.l2_result(purpose, got) {
                 self.metrics
-                    .lookup(Tier::L2, Purpose::of(key), found.is_some(), t.elapsed());
+                    .lookup(Tier::L2, purpose, found.is_some(), t.elapsed());
                 if let Some(v) = found {
                     let value = Bytes::from(v);
                     self.fill_l1(key, &value, l1_ttl);
@@ -150,22 +151,22 @@ impl TieredCache {
         }
         let l3 = self.l3.as_ref()?;
         let t = Instant::now();
-        let span = lookup_span("l3", key);
+        let span = lookup_span("l3", purpose);
         let got = l3.get(key).instrument(span.clone()).await;
         span.record("sluice.hit", matches!(got, Ok(Some(_))));
         let found = match got {
             Ok(v) => v,
             Err(_) => {
-                self.metrics.skip(Tier::L3, Purpose::of(key));
+                self.metrics.skip(Tier::L3, purpose);
                 return None;
             }
         };
         self.metrics
-            .lookup(Tier::L3, Purpose::of(key), found.is_some(), t.elapsed());
+            .lookup(Tier::L3, purpose, found.is_some(), t.elapsed());
         let value = Bytes::from(found?);
         self.fill_l1(key, &value, l1_ttl);
         if let Some(l2) = &self.l2 {
-            self.l2_result(Purpose::of(key), l2.set(key, &value, l2_ttl).await);
+            self.l2_result(purpose, l2.set(key, &value, l2_ttl).await);
         }
         Some((value, Tier::L3))
     }
@@ -190,7 +191,7 @@ impl TieredCache {
         if let Some(l2) = &self.l2 {
             let wanted: Vec<String> = missing.iter().map(|&i| keys[i].clone()).collect();
             let t = Instant::now();
-            if let Some(values) = self.l2_result(Purpose::Filter, l2.mget(&wanted).await) {
+            if let Some(values) = self.l2_result(Purpose::of(&wanted[0]), l2.mget(&wanted).await) {
                 let took = t.elapsed();
                 for (i, v) in missing.into_iter().zip(values) {
                     self.metrics
@@ -230,6 +231,7 @@ impl TieredCache {
         l2_ttl: Duration,
         history: Option<HistoryRow>,
     ) {
+        let purpose = Purpose::of(key);
         if let Some(l3) = &self.l3 {
             let entry = Write::Entry {
                 key: key.to_string(),
@@ -237,16 +239,13 @@ impl TieredCache {
                 expires_at_ms: now_ms() + l2_ttl.as_millis() as i64,
             };
             l3.enqueue(std::iter::once(entry).chain(history.map(|h| Write::History(Box::new(h)))));
-            self.metrics
-                .write(Tier::L3, Purpose::of(key), Duration::ZERO);
+            self.metrics.write(Tier::L3, purpose, Duration::ZERO);
         }
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if self
-                .l2_result(Purpose::of(key), l2.set(key, &value, l2_ttl).await)
-                .is_some()
-            {
-                self.metrics.write(Tier::L2, Purpose::of(key), t.elapsed());
+            let set = l2.set(key, &value, l2_ttl).await;
+            if self.l2_result(purpose, set).is_some() {
+                self.metrics.write(Tier::L2, purpose, t.elapsed());
             }
         }
     }
@@ -278,8 +277,9 @@ impl TieredCache {
     pub async fn increment(&self, key: &str, delta: i64, ttl: Duration) -> i64 {
         if let Some(l2) = &self.l2 {
             let t = Instant::now();
-            if let Some(v) = self.l2_result(Purpose::of(key), l2.incr(key, delta, ttl).await) {
-                self.metrics.write(Tier::L2, Purpose::of(key), t.elapsed());
+            let purpose = Purpose::of(key);
+            if let Some(v) = self.l2_result(purpose, l2.incr(key, delta, ttl).await) {
+                self.metrics.write(Tier::L2, purpose, t.elapsed());
                 return v;
             }
         }
@@ -319,15 +319,12 @@ impl TieredCache {
 }
 
 /// A span around one lookup in `tier` (when tracing is on).
-fn lookup_span(tier: &'static str, key: &str) -> tracing::Span {
+fn lookup_span(tier: &'static str, purpose: Purpose) -> tracing::Span {
     tracing::info_span!(
         target: sluice_telemetry::TARGET,
         "sluice.cache",
         sluice.tier = tier,
-        sluice.purpose = match Purpose::of(key) {
-            Purpose::Query => "query",
-            Purpose::Filter => "filter",
-        },
+        sluice.purpose = purpose.as_str(),
         sluice.hit = tracing::field::Empty,
     )
 }

@@ -11,20 +11,19 @@ use sluice_config::Config;
 use sluice_filters::cache::FilterCache;
 use sluice_store::{Store, StoreError};
 
+use crate::tls::Listener;
 use crate::StartError;
 
 /// Check `config` as a start would; the warnings, or what would stop the start.
 pub async fn check(config: &Config) -> Result<Vec<String>, StartError> {
     // the TLS files: certificates with their keys, CA bundles
     crate::tls::backends(&config.backend_tls)?;
-    for (field, tls) in [
-        ("proxy.tls", config.proxy.tls.as_ref()),
-        ("admin.tls", config.admin.tls.as_ref()),
+    for (listener, tls) in [
+        (Listener::Proxy, config.proxy.tls.as_ref()),
+        (Listener::Admin, config.admin.tls.as_ref()),
     ] {
         if let Some(t) = tls {
-            let ca = t.client_ca.as_deref();
-            sluice_http::tls_server::ServerTls::from_files_requiring("check", &t.cert, &t.key, ca)
-                .map_err(|source| crate::tls::TlsSetupError { field, source })?;
+            crate::tls::load(listener, t)?;
         }
     }
     if config.cache.valkey.enabled {

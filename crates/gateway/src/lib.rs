@@ -155,14 +155,14 @@ impl Gateway {
         tls_metrics.register(&mut registry);
         let backend_tls = Some(tls::backends(&config.backend_tls)?);
         let proxy_tls = tls::listener(
-            "proxy",
+            tls::Listener::Proxy,
             config.proxy.tls.as_ref(),
             &tls_metrics,
             &tasks,
             stop.clone(),
         )?;
         let admin_tls = tls::listener(
-            "admin",
+            tls::Listener::Admin,
             config.admin.tls.as_ref(),
             &tls_metrics,
             &tasks,

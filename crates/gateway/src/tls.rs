@@ -37,22 +37,60 @@ impl TlsMetrics {
             self.failures.clone(),
         );
         // present (at 0) for both listeners, TLS or not, so that alerts have a series to read
-        for listener in ["proxy", "admin"] {
+        for listener in [Listener::Proxy, Listener::Admin] {
             self.counter(listener);
         }
     }
 
-    fn counter(&self, listener: &'static str) -> Counter {
+    fn counter(&self, listener: Listener) -> Counter {
         self.failures
-            .get_or_create(&vec![("listener", listener)])
+            .get_or_create(&vec![("listener", listener.name())])
             .clone()
     }
 }
 
-/// The TLS of listener `name` (`proxy`, `admin`) when configured: its files read now, and
-/// watched from a task on `tasks` until `stop`.
+/// A listener that may serve TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// `listen` (and `proxy.tls.listen`).
+    Proxy,
+    /// `admin.listen`.
+    Admin,
+}
+
+impl Listener {
+    /// Its name in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Proxy => "proxy",
+            Listener::Admin => "admin",
+        }
+    }
+
+    /// The configuration field of its TLS.
+    pub fn field(self) -> &'static str {
+        match self {
+            Listener::Proxy => "proxy.tls",
+            Listener::Admin => "admin.tls",
+        }
+    }
+}
+
+/// Read `listener`'s certificate, key and client CA (what `check-config` does, and a start).
+pub fn load(listener: Listener, config: &ServerTlsConfig) -> Result<ServerTls, TlsSetupError> {
+    let client_ca = config.client_ca.as_deref();
+    ServerTls::from_files_requiring(listener.name(), &config.cert, &config.key, client_ca).map_err(
+        |source| TlsSetupError {
+            field: listener.field(),
+            source,
+        },
+    )
+}
+
+/// The TLS of `listener` when configured: its files read now, and watched from a task on
+/// `tasks` until `stop`.
 pub fn listener(
-    name: &'static str,
+    listener: Listener,
     config: Option<&ServerTlsConfig>,
     metrics: &TlsMetrics,
     tasks: &TaskTracker,
@@ -61,32 +99,23 @@ pub fn listener(
     let Some(config) = config else {
         return Ok(None);
     };
-    let field = match name {
-        "admin" => "admin.tls",
-        _ => "proxy.tls",
-    };
-    let fail = |source| TlsSetupError { field, source };
-    let client_ca = config.client_ca.as_deref();
-    let tls = ServerTls::from_files_requiring(name, &config.cert, &config.key, client_ca)
-        .map_err(fail)?
-        .counting_failures_in(metrics.counter(name));
-    tls.watch(tasks, stop).map_err(fail)?;
+    let tls = load(listener, config)?.counting_failures_in(metrics.counter(listener));
+    tls.watch(tasks, stop).map_err(|source| TlsSetupError {
+        field: listener.field(),
+        source,
+    })?;
     Ok(Some(tls))
 }
 
 /// What outbound clients to backends trust and present.
 pub fn backends(config: &ClientTlsConfig) -> Result<Outbound, TlsSetupError> {
-    client(config).map_err(|source| TlsSetupError {
-        field: "backend_tls",
-        source,
-    })
-}
-
-/// A client configuration from `config`.
-pub fn client(config: &ClientTlsConfig) -> Result<Outbound, TlsError> {
     sluice_http::tls::client_config(&ClientTls {
         ca: config.ca.clone(),
         system_roots: config.system_roots,
         client_cert: config.client_cert.clone().zip(config.client_key.clone()),
+    })
+    .map_err(|source| TlsSetupError {
+        field: "backend_tls",
+        source,
     })
 }

@@ -22,9 +22,10 @@ pub enum TlsError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The pieces do not fit together (a key that is not the certificate's, no roots at all).
+    /// The settings cannot be put to work (nothing to trust, files that cannot be watched, a
+    /// protocol set the provider lacks).
     #[error("{0}")]
-    Mismatch(String),
+    Setup(String),
 }
 
 impl TlsError {
@@ -112,13 +113,13 @@ pub fn client_config(tls: &ClientTls) -> Result<Arc<ClientConfig>, TlsError> {
         }
     }
     if roots.is_empty() {
-        return Err(TlsError::Mismatch(
+        return Err(TlsError::Setup(
             "no certificate to trust: give a CA bundle or allow the system's roots".into(),
         ));
     }
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Mismatch(e.to_string()))?
+        .map_err(|e| TlsError::Setup(e.to_string()))?
         .with_root_certificates(roots);
     // no ALPN here: the HTTP client's connector sets `http/1.1` itself
     let config = match &tls.client_cert {

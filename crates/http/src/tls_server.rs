@@ -74,7 +74,7 @@ impl ServerTls {
         let current = Arc::new(Current(ArcSwap::from_pointee(certified)));
         let builder = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
         let builder = match client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
@@ -134,11 +134,6 @@ impl ServerTls {
         current.cert.first().map(|c| c.to_vec()).unwrap_or_default()
     }
 
-    /// Handshakes that failed since start.
-    pub fn handshake_failures(&self) -> u64 {
-        self.failures.get()
-    }
-
     /// Which listener this is (`proxy`, `admin`).
     pub fn name(&self) -> &'static str {
         self.name
@@ -180,7 +175,7 @@ impl ServerTls {
                     let _ = tx.send(event);
                 }
             })
-            .map_err(|e| TlsError::Mismatch(format!("cannot watch the certificate files: {e}")))?;
+            .map_err(|e| TlsError::Setup(format!("cannot watch the certificate files: {e}")))?;
         let mut dirs: Vec<PathBuf> = [&self.cert, &self.key]
             .iter()
             .map(|p| match p.parent() {

@@ -47,11 +47,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are exported.
-    pub fn exporting(&self) -> bool {
-        self.provider.is_some()
-    }
-
     /// Flush and stop the exporter (at shutdown).
     pub fn shutdown(self) {
         if let Some(p) = self.provider {
