@@ -61,6 +61,11 @@ pub struct ProxyConfig {
     /// or `per_core` (a thread per core, each with its own listening socket and backend pool).
     #[serde(default)]
     pub serving: Serving,
+    /// Bodiless requests to plain-HTTP backends (follow-up polls, cancels, UI and info
+    /// requests) go over Sluice's own lean HTTP/1.1 relay instead of hyper's client (default
+    /// true; `false` sends everything through hyper's client).
+    #[serde(default = "defaults::yes")]
+    pub relay: bool,
     /// Threads with `serving: per_core` (default 0: one per core this process may use).
     #[serde(default)]
     pub workers: usize,

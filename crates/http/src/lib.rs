@@ -10,6 +10,7 @@
 //! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
 //! | [`per_core`] | [`per_core::serve_per_core`]: the same loop on one current-thread runtime per core, one `SO_REUSEPORT` socket each |
+//! | [`relay`] | [`relay::Relay`]: a lean HTTP/1.1 client for bodiless requests (follow-ups), its head written by the caller, its answer read in place |
 //! | [`tls`] | PEM certificates and keys; the outbound clients' TLS ([`tls::client_config`]) |
 //! | [`tls_server`] | [`tls_server::ServerTls`]: a listener's certificate, reloaded when its files change |
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ use http_body_util::BodyExt;
 pub mod client;
 pub mod multipart;
 pub mod per_core;
+pub mod relay;
 pub mod serve;
 pub mod tls;
 pub mod tls_server;

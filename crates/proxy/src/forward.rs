@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use sluice_cluster::Backend;
 use sluice_config::ProxyConfig;
 use sluice_http::client::{self, Client, ClientOptions};
+use sluice_http::relay::{Relay, RelayBody, RelayError, RelayOptions};
 use sluice_http::tls::Outbound;
 use sluice_http::Body;
 
@@ -33,10 +34,11 @@ impl ForwardError {
     }
 }
 
-/// The pooled client shared by all forwards.
+/// The pooled clients shared by all forwards: hyper's, and the relay for bodiless requests.
 #[derive(Clone)]
 pub struct Forwarder {
     client: Client,
+    relay: Option<Relay>,
     response_timeout: Duration,
 }
 
@@ -51,10 +53,98 @@ impl Forwarder {
             tcp_keepalive: Some(Duration::from_secs(60)),
             tls,
         });
+        let relay = config.relay.then(|| {
+            Relay::new(RelayOptions {
+                connect_timeout: Some(Duration::from_millis(config.connect_timeout_ms)),
+                tcp_keepalive: Some(Duration::from_secs(60)),
+                max_idle_per_host: config.pool_max_idle_per_host,
+                idle_timeout: Duration::from_secs(90),
+            })
+        });
         Self {
             client,
+            relay,
             response_timeout: Duration::from_millis(config.response_timeout_ms),
         }
+    }
+
+    /// Whether the request `parts` describes goes over the relay: it has no body, its method
+    /// may be repeated (a pooled connection that turns out closed is retried), and `backend`
+    /// speaks plain HTTP.
+    pub fn relays(&self, backend: &Backend, parts: &request::Parts) -> bool {
+        self.relay.is_some()
+            && backend.uri.scheme() == Some(&http::uri::Scheme::HTTP)
+            && matches!(
+                parts.method,
+                http::Method::GET
+                    | http::Method::HEAD
+                    | http::Method::DELETE
+                    | http::Method::OPTIONS
+            )
+            && !parts.headers.contains_key(header::TRANSFER_ENCODING)
+            && parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .is_none_or(|v| v.as_bytes() == b"0")
+    }
+
+    /// [`Forwarder::send`] over the relay, for a request [`Forwarder::relays`] accepts.
+    pub async fn relay(
+        &self,
+        backend: &Backend,
+        parts: &request::Parts,
+        forwarded: &Forwarded,
+    ) -> Result<Response<RelayBody>, ForwardError> {
+        let relay = self.relay.as_ref().expect("relays() was asked first");
+        let authority = backend.uri.authority().expect("validated backend url");
+        let span = tracing::info_span!(
+            target: sluice_telemetry::TARGET,
+            "sluice.forward",
+            otel.kind = "client",
+            sluice.backend = backend.name(),
+            server.address = backend.uri.host(),
+        );
+        let trace = (!span.is_disabled()).then(|| {
+            let mut h = http::HeaderMap::new();
+            sluice_telemetry::propagate::inject(&span, &mut h);
+            h
+        });
+        let head = crate::head::request_head(parts, authority, forwarded, trace.as_ref());
+        let sent = relay.send(authority, &head, parts.method == http::Method::HEAD);
+        let result = tokio::time::timeout(self.response_timeout, sent)
+            .instrument(span)
+            .await;
+        let name = || backend.name().to_string();
+        let mut resp = match result {
+            Err(_) => {
+                return Err(ForwardError::Other(GatewayError::BackendTimeout {
+                    backend: name(),
+                    timeout_ms: self.response_timeout.as_millis() as u64,
+                }))
+            }
+            Ok(Err(RelayError::Connect(e))) => {
+                return Err(ForwardError::Connect(GatewayError::BackendUnreachable {
+                    backend: name(),
+                    reason: format!("could not connect: {e}"),
+                }))
+            }
+            Ok(Err(e @ RelayError::Head(_))) => {
+                return Err(ForwardError::Other(GatewayError::BackendInvalid {
+                    backend: name(),
+                    reason: e.to_string(),
+                }))
+            }
+            Ok(Err(e)) => {
+                return Err(ForwardError::Other(GatewayError::BackendUnreachable {
+                    backend: name(),
+                    reason: e.to_string(),
+                }))
+            }
+            Ok(Ok(resp)) => resp,
+        };
+        resp.extensions_mut()
+            .insert(crate::metrics::ServedBy(backend.label().clone()));
+        Ok(resp)
     }
 
     /// Send a request described by `parts` with `body` to `backend`; returns the backend's

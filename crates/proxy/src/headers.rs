@@ -17,6 +17,11 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// Whether `name` is one of the fixed hop-by-hop headers (not counting those `Connection` names).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
 /// Remove hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -122,17 +127,31 @@ impl Forwarded {
         }
     }
 
-    /// Set the four `X-Forwarded-*` headers on an outgoing request.
+    /// Set the `X-Forwarded-*`, `Forwarded` and `X-Real-IP` headers on an outgoing request.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let mut set = |name: &'static str, value: String| {
+        for (name, value) in self.fields() {
             if let Ok(v) = HeaderValue::try_from(value) {
                 headers.insert(name, v);
             }
-        };
-        set("x-forwarded-for", self.for_chain.clone());
-        set("x-forwarded-proto", self.proto.clone());
-        set("x-forwarded-host", self.host.clone());
-        set("x-forwarded-port", self.port.to_string());
+        }
+    }
+
+    /// The same fields as [`Forwarded::apply`], written as `name: value\r\n` lines of a
+    /// request head (a value a header could not carry is left out, as there).
+    pub fn write_fields(&self, out: &mut Vec<u8>) {
+        for (name, value) in self.fields() {
+            if HeaderValue::from_str(&value).is_ok() {
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// The fields Sluice sets on a forwarded request; a client's own are replaced (or, from a
+    /// trusted balancer, extended).
+    fn fields(&self) -> [(&'static str, String); 6] {
         // RFC 7239 and X-Real-IP say the same; a client's own are replaced unless trusted
         let node = match self.client_ip {
             IpAddr::V4(v4) => v4.to_string(),
@@ -142,19 +161,38 @@ impl Forwarded {
             "for={node};proto={};host=\"{}:{}\"",
             self.proto, self.host, self.port
         );
-        set(
-            "forwarded",
-            match &self.prior_forwarded {
-                Some(prior) => format!("{prior}, {element}"),
-                None => element,
-            },
-        );
-        set(
-            "x-real-ip",
-            self.prior_real_ip
-                .clone()
-                .unwrap_or_else(|| self.client_ip.to_string()),
-        );
+        [
+            ("x-forwarded-for", self.for_chain.clone()),
+            ("x-forwarded-proto", self.proto.clone()),
+            ("x-forwarded-host", self.host.clone()),
+            ("x-forwarded-port", self.port.to_string()),
+            (
+                "forwarded",
+                match &self.prior_forwarded {
+                    Some(prior) => format!("{prior}, {element}"),
+                    None => element,
+                },
+            ),
+            (
+                "x-real-ip",
+                self.prior_real_ip
+                    .clone()
+                    .unwrap_or_else(|| self.client_ip.to_string()),
+            ),
+        ]
+    }
+
+    /// Whether Sluice sets `name` itself on a forwarded request.
+    pub fn sets(name: &HeaderName) -> bool {
+        matches!(
+            name.as_str(),
+            "x-forwarded-for"
+                | "x-forwarded-proto"
+                | "x-forwarded-host"
+                | "x-forwarded-port"
+                | "forwarded"
+                | "x-real-ip"
+        )
     }
 
     /// The base URL clients use for Sluice, e.g. `http://gateway:8080`.

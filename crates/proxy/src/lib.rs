@@ -12,16 +12,16 @@
 //! | [`login_cookie`] | OAuth2 and UI login flows stay on one cluster through a signed cookie |
 //! | [`kill_query`] | `CALL system.runtime.kill_query(...)` parsed, routed to the query's owner |
 //! | [`headers`] | hop-by-hop hygiene and `X-Forwarded-*` |
-//! | [`forward`] | sending one request to one backend over the pooled client, with timeouts |
+//! | [`forward`] | sending one request to one backend over the pooled client or the relay, with timeouts |
+//! | [`head`] | a relayed request's head written as bytes, with the same hygiene |
+//! | `stream` | passing a backend's answer on: streamed, or rewritten where it must be |
 //! | [`rewrite`] | `nextUri` rewriting for backends that ignore forwarded headers |
 //! | [`error`] | [`GatewayError`]: each failure maps to one HTTP status and a Trino-style JSON body |
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{header, request, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use sluice_cache::{QueryLocation, QueryLocator};
@@ -34,6 +34,7 @@ use sluice_store::{now_ms, HistoryRow};
 pub mod classify;
 pub mod error;
 pub mod forward;
+pub mod head;
 pub mod headers;
 pub mod kill_query;
 pub mod login_cookie;
@@ -42,6 +43,7 @@ pub mod query_id;
 pub mod rewrite;
 pub mod spooled;
 pub mod statement;
+mod stream;
 
 pub use error::GatewayError;
 
@@ -50,6 +52,7 @@ use forward::{ForwardError, Forwarder};
 use headers::Forwarded;
 use sluice_http::tls::Outbound;
 use sluice_telemetry::TARGET as TRACING;
+use stream::{collect, finish};
 use tracing::Instrument;
 
 /// Largest first response of a new query that is read to find the query id (Trino's first
@@ -267,48 +270,6 @@ impl Proxy {
             })
     }
 
-    /// Forward with the body streamed both ways (buffered only to rewrite `nextUri`); the
-    /// segment URIs of answers for query `spool` are rewritten as they stream.
-    async fn stream(
-        &self,
-        backend: &Backend,
-        parts: request::Parts,
-        body: Incoming,
-        forwarded: &Forwarded,
-        spool: Option<&str>,
-    ) -> Result<Response<Body>, GatewayError> {
-        let body = body.map_err(Into::into).boxed();
-        let resp = self
-            .forwarder
-            .send(backend, &parts, body, forwarded)
-            .await
-            .map_err(ForwardError::into_gateway_error)?;
-        let segments = spool
-            .filter(|_| resp.status() == StatusCode::OK && is_json(&resp))
-            .map(|id| spooled::Rewriter::new(spooled::params(id, backend.name())));
-        if backend.config.rewrite_next_uri && is_json(&resp) {
-            let (parts, body) = resp.into_parts();
-            let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
-            let mut bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
-            if let Some(r) = segments {
-                bytes = r.rewrite_all(bytes);
-            }
-            return Ok(finish(parts, bytes));
-        }
-        let resp = resp.map(|b| b.map_err(Into::into).boxed());
-        match segments {
-            None => Ok(resp),
-            Some(r) => {
-                let (mut parts, body) = resp.into_parts();
-                parts.headers.remove(header::CONTENT_LENGTH);
-                Ok(Response::from_parts(
-                    parts,
-                    spooled::Rewriting::new(body, r).boxed(),
-                ))
-            }
-        }
-    }
-
     /// `POST /v1/statement`: route, forward (retrying once elsewhere if the connection is
     /// refused), read the query id from the answer and remember its owner.
     async fn new_query(
@@ -456,30 +417,6 @@ fn answer_id(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
         id: Option<std::borrow::Cow<'a, str>>,
     }
     serde_json::from_slice::<First>(bytes).map(|f| f.id.map(std::borrow::Cow::into_owned))
-}
-
-fn is_json<B>(resp: &Response<B>) -> bool {
-    resp.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"))
-}
-
-async fn collect(backend: &Backend, body: Incoming, limit: usize) -> Result<Bytes, GatewayError> {
-    Limited::new(body, limit)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| GatewayError::BackendInvalid {
-            backend: backend.name().to_string(),
-            reason: format!("could not read the response body: {e}"),
-        })
-}
-
-/// A buffered response with a correct length.
-fn finish(mut parts: http::response::Parts, bytes: Bytes) -> Response<Body> {
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, full_body(bytes))
 }
 
 #[cfg(test)]

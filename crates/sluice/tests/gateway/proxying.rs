@@ -6,17 +6,22 @@ use sluice_testkit::*;
 
 #[tokio::test]
 async fn a_query_returns_every_page_through_the_gateway() {
-    let a = cluster("adhoc-1").await;
-    let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
-    let (status, first) = gw.submit("SELECT n FROM t -- fake:pages=5", &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(first["stats"]["state"], "QUEUED");
-    let (rows, last) = gw.drain(&first).await;
-    assert_eq!(rows.len(), 10, "5 pages of 2 rows");
-    assert_eq!(last["stats"]["state"], "FINISHED");
-    assert_eq!(owner(&rows), "adhoc-1");
-    assert_eq!(a.unknown_query_requests(), 0);
-    gw.stop().await;
+    // follow-ups over the relay (the default) and over hyper's client alike
+    for relay in [true, false] {
+        let a = cluster("adhoc-1").await;
+        let mut c = config(&[("adhoc-1", "adhoc", &a.url())]);
+        c.proxy.relay = relay;
+        let gw = Gw::start(c).await;
+        let (status, first) = gw.submit("SELECT n FROM t -- fake:pages=5", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(first["stats"]["state"], "QUEUED");
+        let (rows, last) = gw.drain(&first).await;
+        assert_eq!(rows.len(), 10, "5 pages of 2 rows (relay: {relay})");
+        assert_eq!(last["stats"]["state"], "FINISHED");
+        assert_eq!(owner(&rows), "adhoc-1");
+        assert_eq!(a.unknown_query_requests(), 0);
+        gw.stop().await;
+    }
 }
 
 #[tokio::test]
@@ -48,10 +53,30 @@ async fn forwarded_headers_describe_how_the_client_reached_sluice() {
         serde_json::Value::Null,
         "hop-by-hop headers are not forwarded"
     );
-    assert!(first["nextUri"]
-        .as_str()
-        .unwrap()
-        .starts_with(&gw.url("/v1/statement/queued/")));
+    let next = first["nextUri"].as_str().unwrap();
+    assert!(next.starts_with(&gw.url("/v1/statement/queued/")));
+    // a follow-up (over the relay) gets the same hygiene
+    let (status, _) = gw
+        .call(
+            Method::GET,
+            next,
+            &[
+                ("Connection", "x-secret"),
+                ("X-Secret", "hop"),
+                ("X-Forwarded-For", "6.6.6.6"),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = a.last_forwarded();
+    assert_eq!(
+        seen["for"], "127.0.0.1",
+        "a forged X-Forwarded-For is replaced"
+    );
+    assert_eq!(seen["host"], "127.0.0.1");
+    assert_eq!(seen["port"], port.as_str());
+    assert_eq!(seen["connection"], serde_json::Value::Null);
     gw.stop().await;
 }
 
