@@ -44,10 +44,26 @@ pub struct Paths {
 /// Whether `path` has a `.` or `..` segment (also percent-encoded): such a path could reach
 /// something other than it seems once a backend resolves it (`/ui/../v1/jmx`), so it is refused.
 pub fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let decoded = seg.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
-    })
+    path.split('/').any(is_dot_segment)
+}
+
+/// `.` or `..`, each dot written as it is or as `%2e` / `%2E` (checked in place: this runs on
+/// every request).
+fn is_dot_segment(seg: &str) -> bool {
+    let mut rest = seg.as_bytes();
+    let mut dots = 0;
+    while !rest.is_empty() {
+        rest = match rest {
+            [b'.', tail @ ..] => tail,
+            [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => tail,
+            _ => return false,
+        };
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 impl Paths {
@@ -130,6 +146,18 @@ mod tests {
             );
         }
         assert!(!has_dot_segment("/ui/app.js") && !has_dot_segment("/ui/...x"));
+        for not_dots in [
+            "/ui/...",
+            "/ui/%2e%2e%2e",
+            "/ui/%2f",
+            "/ui/%2",
+            "/ui/.%2",
+            "/",
+            "",
+        ] {
+            assert!(!has_dot_segment(not_dots), "{not_dots}");
+        }
+        assert!(has_dot_segment("/a/%2E") && has_dot_segment("/a/.%2e/b"));
     }
 
     #[test]

@@ -88,14 +88,38 @@ impl Forwarder {
                 .is_none_or(|v| v.as_bytes() == b"0")
     }
 
-    /// [`Forwarder::send`] over the relay, for a request [`Forwarder::relays`] accepts.
+    /// A statement read whole (a new query, a kill) to `backend`: over the relay when it speaks
+    /// plain HTTP, else over hyper's client.
+    pub async fn send_statement(
+        &self,
+        backend: &Backend,
+        parts: &request::Parts,
+        sql: &bytes::Bytes,
+        forwarded: &Forwarded,
+    ) -> Result<Response<Body>, ForwardError> {
+        use http_body_util::BodyExt;
+        if self.relay.is_some() && backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+            let resp = self.relay(backend, parts, forwarded, Some(sql)).await?;
+            return Ok(resp.map(|b| b.boxed()));
+        }
+        let body = sluice_http::full_body(sql.clone());
+        let resp = self.send(backend, parts, body, forwarded).await?;
+        Ok(resp.map(|b| b.map_err(Into::into).boxed()))
+    }
+
+    /// [`Forwarder::send`] over the relay, for a request [`Forwarder::relays`] accepts (`body`
+    /// `None`), or a statement read whole.
     pub async fn relay(
         &self,
         backend: &Backend,
         parts: &request::Parts,
         forwarded: &Forwarded,
+        body: Option<&[u8]>,
     ) -> Result<Response<RelayBody>, ForwardError> {
-        let relay = self.relay.as_ref().expect("relays() was asked first");
+        let relay = self
+            .relay
+            .as_ref()
+            .expect("the relay is on (relays() was asked)");
         let authority = backend.uri.authority().expect("validated backend url");
         let span = tracing::info_span!(
             target: sluice_telemetry::TARGET,
@@ -109,11 +133,21 @@ impl Forwarder {
             sluice_telemetry::propagate::inject(&span, &mut h);
             h
         });
-        let head = crate::head::request_head(parts, authority, forwarded, trace.as_ref());
-        let sent = relay.send(authority, &head, parts.method == http::Method::HEAD);
-        let result = tokio::time::timeout(self.response_timeout, sent)
-            .instrument(span)
-            .await;
+        let head = crate::head::request_head(parts, authority, forwarded, trace.as_ref(), body);
+        let result = match body {
+            None => {
+                let sent = relay.send(authority, &head, parts.method == http::Method::HEAD);
+                tokio::time::timeout(self.response_timeout, sent)
+                    .instrument(span)
+                    .await
+            }
+            Some(_) => {
+                let sent = relay.send_once(authority, &head);
+                tokio::time::timeout(self.response_timeout, sent)
+                    .instrument(span)
+                    .await
+            }
+        };
         let name = || backend.name().to_string();
         let mut resp = match result {
             Err(_) => {

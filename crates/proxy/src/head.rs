@@ -8,15 +8,18 @@ use http::request;
 use crate::headers::{is_hop_by_hop, Forwarded};
 
 /// The head of `parts` for `authority`, with `forwarded`'s fields and `extra` ones (a trace
-/// context) added; ends with the empty line. For a request without a body.
+/// context) added, ending with the empty line; then `body` when there is one (read whole:
+/// sent with its `Content-Length`, whatever framing the client used).
 pub fn request_head(
     parts: &request::Parts,
     authority: &http::uri::Authority,
     forwarded: &Forwarded,
     extra: Option<&HeaderMap>,
+    body: Option<&[u8]>,
 ) -> Vec<u8> {
     let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut out = Vec::with_capacity(512 + target.len() + 64 * parts.headers.len());
+    let body_len = body.map_or(0, <[u8]>::len);
+    let mut out = Vec::with_capacity(512 + target.len() + 64 * parts.headers.len() + body_len);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
@@ -29,6 +32,7 @@ pub fn request_head(
             || is_hop_by_hop(name)
             || Forwarded::sets(name)
             || named.contains(name)
+            || (body.is_some() && (name == header::CONTENT_LENGTH || name == header::EXPECT))
         {
             continue;
         }
@@ -38,7 +42,14 @@ pub fn request_head(
     for (name, value) in extra.into_iter().flatten() {
         field(&mut out, name, value.as_bytes());
     }
-    out.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(body_len.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+    } else {
+        out.extend_from_slice(b"\r\n");
+    }
     out
 }
 
@@ -74,7 +85,7 @@ mod tests {
         let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
         let fwd = Forwarded::from_request(&parts.headers, remote, local, trust);
         let authority = "trino-a:8081".parse().unwrap();
-        String::from_utf8(request_head(&parts, &authority, &fwd, None)).unwrap()
+        String::from_utf8(request_head(&parts, &authority, &fwd, None, None)).unwrap()
     }
 
     #[test]
@@ -130,7 +141,34 @@ mod tests {
         let mut extra = HeaderMap::new();
         extra.insert("traceparent", "00-ab-cd-01".parse().unwrap());
         let authority = "b".parse().unwrap();
-        let head = String::from_utf8(request_head(&parts, &authority, &fwd, Some(&extra))).unwrap();
+        let head =
+            String::from_utf8(request_head(&parts, &authority, &fwd, Some(&extra), None)).unwrap();
         assert!(head.contains("traceparent: 00-ab-cd-01\r\n"));
+    }
+
+    #[test]
+    fn a_statement_goes_with_its_own_length_whatever_the_client_sent() {
+        let (parts, ()) = Request::post("/v1/statement")
+            .header("transfer-encoding", "chunked")
+            .header("expect", "100-continue")
+            .header("content-length", "999")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let fwd = Forwarded::from_request(
+            &parts.headers,
+            "10.0.0.7:1".parse().unwrap(),
+            "127.0.0.1:1".parse().unwrap(),
+            false,
+        );
+        let authority = "b:1".parse().unwrap();
+        let out = request_head(&parts, &authority, &fwd, None, Some(b"SELECT 1"));
+        let out = String::from_utf8(out).unwrap();
+        let (head, body) = out.split_once("\r\n\r\n").unwrap();
+        assert_eq!(body, "SELECT 1");
+        assert!(head.contains("\r\ncontent-length: 8"));
+        for gone in ["999", "chunked", "100-continue"] {
+            assert!(!head.contains(gone), "{gone} in {head}");
+        }
     }
 }

@@ -137,16 +137,29 @@ impl Forwarded {
     }
 
     /// The same fields as [`Forwarded::apply`], written as `name: value\r\n` lines of a
-    /// request head (a value a header could not carry is left out, as there).
+    /// request head, straight into `out` (every part is a valid field value already: the
+    /// prior values were header values, the host passed [`valid_host`]).
     pub fn write_fields(&self, out: &mut Vec<u8>) {
-        for (name, value) in self.fields() {
-            if HeaderValue::from_str(&value).is_ok() {
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(value.as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
+        use std::io::Write;
+        let ip = self.client_ip;
+        let (proto, host, port) = (&self.proto, &self.host, self.port);
+        let _ = write!(
+            out,
+            "x-forwarded-for: {}\r\nx-forwarded-proto: {proto}\r\nx-forwarded-host: {host}\r\nx-forwarded-port: {port}\r\nforwarded: ",
+            self.for_chain
+        );
+        if let Some(prior) = &self.prior_forwarded {
+            let _ = write!(out, "{prior}, ");
         }
+        let _ = match ip {
+            IpAddr::V4(v4) => write!(out, "for={v4}"),
+            IpAddr::V6(v6) => write!(out, "for=\"[{v6}]\""),
+        };
+        let _ = write!(out, ";proto={proto};host=\"{host}:{port}\"\r\nx-real-ip: ");
+        let _ = match &self.prior_real_ip {
+            Some(prior) => write!(out, "{prior}\r\n"),
+            None => write!(out, "{ip}\r\n"),
+        };
     }
 
     /// The fields Sluice sets on a forwarded request; a client's own are replaced (or, from a
@@ -354,5 +367,48 @@ mod tests {
         h.insert("x-forwarded-proto", "http".parse().unwrap());
         assert_eq!(over_tls(&h, false).proto, "https");
         assert_eq!(over_tls(&h, true).proto, "http");
+    }
+
+    #[test]
+    fn the_written_fields_are_the_applied_ones() {
+        let mut prior = HeaderMap::new();
+        prior.insert("x-forwarded-for", "1.2.3.4".parse().unwrap());
+        prior.insert("forwarded", "for=1.2.3.4".parse().unwrap());
+        prior.insert("x-real-ip", "1.2.3.4".parse().unwrap());
+        prior.insert("host", "gw.example:8443".parse().unwrap());
+        for (remote, trust) in [
+            ("10.0.0.7:1", false),
+            ("[2001:db8::1]:1", false),
+            ("10.0.0.7:1", true),
+        ] {
+            let f = Forwarded::from_connection(
+                &prior,
+                addr(remote),
+                addr("127.0.0.1:8080"),
+                trust,
+                true,
+            );
+            let mut applied = HeaderMap::new();
+            f.apply(&mut applied);
+            let mut written = Vec::new();
+            f.write_fields(&mut written);
+            let written = String::from_utf8(written).unwrap();
+            let mut lines: Vec<(String, String)> = written
+                .strip_suffix("\r\n")
+                .unwrap()
+                .split("\r\n")
+                .map(|l| {
+                    let (n, v) = l.split_once(": ").unwrap();
+                    (n.to_string(), v.to_string())
+                })
+                .collect();
+            let mut expected: Vec<(String, String)> = applied
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+                .collect();
+            lines.sort();
+            expected.sort();
+            assert_eq!(lines, expected, "{remote} trust={trust}");
+        }
     }
 }

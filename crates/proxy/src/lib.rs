@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use sluice_cache::{QueryLocation, QueryLocator};
 use sluice_cluster::Backend;
 use sluice_config::ProxyConfig;
-use sluice_http::{full_body, Body};
+use sluice_http::Body;
 use sluice_routing::{QueryRequest, Routing};
 use sluice_store::{now_ms, HistoryRow};
 
@@ -302,7 +302,7 @@ impl Proxy {
             );
             let resp = self
                 .forwarder
-                .send(&backend, &parts, full_body(sql), forwarded)
+                .send_statement(&backend, &parts, &sql, forwarded)
                 .await
                 .map_err(ForwardError::into_gateway_error)?;
             return self
@@ -331,7 +331,7 @@ impl Proxy {
             span.record("sluice.backend", choice.backend.name());
             let sent = self
                 .forwarder
-                .send(&choice.backend, &parts, full_body(sql.clone()), forwarded)
+                .send_statement(&choice.backend, &parts, &sql, forwarded)
                 .await;
             match sent {
                 Ok(resp) => {
@@ -353,7 +353,7 @@ impl Proxy {
         &self,
         backend: &Backend,
         group: &str,
-        resp: Response<Incoming>,
+        resp: Response<Body>,
         forwarded: &Forwarded,
         request: &QueryRequest,
     ) -> Result<Response<Body>, GatewayError> {
@@ -434,4 +434,12 @@ mod tests {
         assert_eq!(answer_id(br#"{"error":{}}"#).unwrap(), None);
         assert!(answer_id(b"[1]").is_err() && answer_id(b"<html>").is_err());
     }
+}
+
+/// A compile-time guard: a request's future is `Send` (the listeners spawn it). A bound hidden
+/// in a generic body conversion once broke that with an error far from its cause.
+#[allow(dead_code)]
+fn handle_is_send(p: &'static Proxy, req: Request<Incoming>, a: SocketAddr) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(p.handle(req, a, a));
 }

@@ -39,6 +39,11 @@ pub fn owner_params(query: Option<&str>) -> (Option<String>, Option<String>) {
     (backend, id)
 }
 
+/// Whether a whole answer names a segment at all (checked before a rewriter is made for it).
+pub fn mentions_segments(bytes: &[u8]) -> bool {
+    memchr::memmem::find(bytes, MARKER).is_some()
+}
+
 /// Whether `b` can be part of a token.
 fn token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'%' | b'=' | b'+' | b'/')

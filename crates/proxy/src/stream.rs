@@ -4,7 +4,7 @@
 //! query's pages get their owner appended ([`crate::spooled`]).
 use bytes::Bytes;
 use http::{header, request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use sluice_cluster::Backend;
@@ -29,13 +29,14 @@ impl Proxy {
             drop(body);
             let resp = self
                 .forwarder
-                .relay(backend, &parts, forwarded)
+                .relay(backend, &parts, forwarded, None)
                 .await
                 .map_err(ForwardError::into_gateway_error)?;
             if let Some(bytes) = resp.body().as_full().cloned() {
                 if !backend.config.rewrite_next_uri {
                     // a page read whole with its head: rewritten in place, its length kept right
                     let (mut parts, _) = resp.into_parts();
+                    let spool = spool.filter(|_| spooled::mentions_segments(&bytes));
                     let out = match segments(backend, spool, parts.status, &parts.headers) {
                         Some(r) => r.rewrite_all(bytes.clone()),
                         None => bytes.clone(),
@@ -82,7 +83,7 @@ async fn pass_on<B>(
 ) -> Result<Response<Body>, GatewayError>
 where
     B: hyper::body::Body<Data = Bytes> + Send + Sync + 'static,
-    B::Error: Into<BoxError>,
+    B::Error: Into<BoxError> + std::fmt::Display,
 {
     let segments = segments(backend, spool, resp.status(), resp.headers());
     if backend.config.rewrite_next_uri && is_json(resp.headers()) {
@@ -115,7 +116,7 @@ pub(crate) fn is_json(headers: &http::HeaderMap) -> bool {
         .is_some_and(|v| v.contains("json"))
 }
 
-/// A body read whole, at most `limit` bytes.
+/// A body read whole, at most `limit` bytes (one frame is passed on as it is, not copied).
 pub(crate) async fn collect<B>(
     backend: &Backend,
     body: B,
@@ -123,16 +124,37 @@ pub(crate) async fn collect<B>(
 ) -> Result<Bytes, GatewayError>
 where
     B: hyper::body::Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
+    B::Error: std::fmt::Display,
 {
-    Limited::new(body, limit)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| GatewayError::BackendInvalid {
-            backend: backend.name().to_string(),
-            reason: format!("could not read the response body: {e}"),
-        })
+    let invalid = |reason: String| GatewayError::BackendInvalid {
+        backend: backend.name().to_string(),
+        reason: format!("could not read the response body: {reason}"),
+    };
+    let mut body = std::pin::pin!(body);
+    let (mut first, mut rest) = (None::<Bytes>, None::<bytes::BytesMut>);
+    let mut len = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|e| invalid(e.to_string()))?.into_data() else {
+            continue; // trailers
+        };
+        len += data.len();
+        if len > limit {
+            return Err(invalid(format!("longer than {limit} bytes")));
+        }
+        match (&mut first, &mut rest) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut all = bytes::BytesMut::from(&f[..]);
+                all.extend_from_slice(&data);
+                rest = Some(all);
+            }
+            (Some(_), Some(all)) => all.extend_from_slice(&data),
+        }
+    }
+    Ok(match rest {
+        Some(all) => all.freeze(),
+        None => first.unwrap_or_default(),
+    })
 }
 
 /// A buffered response with a correct length.

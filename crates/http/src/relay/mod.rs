@@ -1,12 +1,14 @@
-//! The relay: a lean HTTP/1.1 client for requests without a body (a Trino client's follow-up
-//! polls, cancels, UI and info requests) to plain-HTTP backends. The caller writes the request
-//! head itself (only the fields it passes on, no header map built); the answer's head is parsed
-//! in place and its body read straight off the connection by whoever polls it. No connection
-//! task, no channel, no re-encoding: hyper's client does all three per request.
+//! The relay: a lean HTTP/1.1 client for plain-HTTP backends, for requests without a body (a
+//! Trino client's follow-up polls, cancels, UI and info requests) and for statements already
+//! read whole. The caller writes the request head itself (only the fields it passes on, no
+//! header map built); the answer's head is parsed in place and its body read straight off the
+//! connection by whoever polls it. No connection task, no channel, no re-encoding: hyper's
+//! client does all three per request.
 //!
 //! A pooled connection the backend has closed meanwhile shows as an error or an end of stream
-//! before the first byte of an answer; the request is then sent once more on a new connection
-//! (the requests relayed are idempotent: a Trino client may repeat a `nextUri`).
+//! before the first byte of an answer; an idempotent request ([`Relay::send`]: a Trino client
+//! may repeat a `nextUri`) is then sent once more on a new connection. A new query
+//! ([`Relay::send_once`]) is never sent twice: its pooled connection is checked first instead.
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -96,6 +98,37 @@ impl Relay {
         .await
         .map_err(RelayError::Connect)?;
         match exchange(&mut conn, head, head_request).await {
+            Ok(head) => Ok(answer(conn, head, bucket)),
+            Err(Exchange::Stale) => Err(RelayError::Closed),
+            Err(Exchange::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Send `request` (a head with its whole body) that must not be sent twice (a new query):
+    /// a pooled connection is first checked to be still open (one non-blocking read), and one
+    /// that closes before answering is an error, not a retry.
+    pub async fn send_once(
+        &self,
+        authority: &http::uri::Authority,
+        request: &[u8],
+    ) -> Result<Response<RelayBody>, RelayError> {
+        let bucket = self.pool.bucket(authority.as_str());
+        let mut conn = loop {
+            match bucket.take() {
+                Some(conn) if conn.is_open() => break conn,
+                Some(_) => continue,
+                None => {
+                    break Conn::open(
+                        authority,
+                        self.options.connect_timeout,
+                        self.options.tcp_keepalive,
+                    )
+                    .await
+                    .map_err(RelayError::Connect)?
+                }
+            }
+        };
+        match exchange(&mut conn, request, false).await {
             Ok(head) => Ok(answer(conn, head, bucket)),
             Err(Exchange::Stale) => Err(RelayError::Closed),
             Err(Exchange::Failed(e)) => Err(e),

@@ -51,6 +51,15 @@ impl Conn {
     }
 }
 
+impl Conn {
+    /// Whether the peer has not closed the connection nor sent anything unasked (a
+    /// non-blocking read that finds nothing to read).
+    pub(crate) fn is_open(&self) -> bool {
+        let mut probe = [0u8; 1];
+        matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+}
+
 struct Idle {
     conn: Conn,
     since: Instant,

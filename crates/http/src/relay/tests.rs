@@ -252,3 +252,49 @@ async fn nobody_listening_is_a_connect_error() {
         Err(RelayError::Connect(_))
     ));
 }
+
+#[tokio::test]
+async fn a_statement_is_never_sent_twice() {
+    let backend = scripted(vec![
+        Reply {
+            pieces: vec!["HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na"],
+            close: true, // closed while pooled: found by the check before reuse
+        },
+        reply("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"),
+        Reply {
+            pieces: vec![],
+            close: true, // read, then closed without an answer
+        },
+    ])
+    .await;
+    let relay = relay();
+    let a = &backend.authority;
+    const POST: &[u8] = b"POST /v1/statement HTTP/1.1\r\nhost: b\r\ncontent-length: 0\r\n\r\n";
+    assert_eq!(
+        body_of(relay.send_once(a, POST).await.unwrap())
+            .await
+            .unwrap(),
+        "a"
+    );
+    // the backend closed the pooled connection: seen before the statement is written
+    let conn = relay.pool.bucket(a.as_str()).take().unwrap();
+    conn.stream.readable().await.unwrap();
+    assert!(!conn.is_open());
+    relay.pool.bucket(a.as_str()).put(conn);
+    assert_eq!(
+        body_of(relay.send_once(a, POST).await.unwrap())
+            .await
+            .unwrap(),
+        "b"
+    );
+    assert_eq!(*backend.connections.lock().unwrap(), 2);
+    assert!(matches!(
+        relay.send_once(a, POST).await,
+        Err(RelayError::Closed)
+    ));
+    assert_eq!(
+        backend.heads.lock().unwrap().len(),
+        3,
+        "sent once each, never repeated"
+    );
+}
