@@ -79,13 +79,24 @@ impl QueryLocator {
 
     /// Where `query_id` lives, if any tier knows or a backend owns it.
     pub async fn locate(&self, query_id: &str) -> Option<QueryLocation> {
+        match self.locate_in_l1(query_id) {
+            Some(held) => Some(held),
+            None => self.locate_below_l1(query_id).await,
+        }
+    }
+
+    /// Where `query_id` lives if L1 knows (no await: a follow-up's usual case, kept out of the
+    /// larger future of the tiers below).
+    pub fn locate_in_l1(&self, query_id: &str) -> Option<QueryLocation> {
         let t = Instant::now();
         let held = self.l1.get(query_id);
         let metrics = self.tiers.metrics();
         metrics.lookup(Tier::L1, Purpose::Query, held.is_some(), t.elapsed());
-        if held.is_some() {
-            return held;
-        }
+        held
+    }
+
+    /// [`QueryLocator::locate`] past L1: L2, L3, then the search of the backends.
+    pub async fn locate_below_l1(&self, query_id: &str) -> Option<QueryLocation> {
         let key = query_key(query_id);
         if let Some((v, _)) = self.tiers.get_below_l1(&key, None, self.l2_ttl).await {
             if let Some(loc) = QueryLocation::decode(&v) {

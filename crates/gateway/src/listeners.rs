@@ -52,7 +52,8 @@ pub(crate) async fn serve(
                 .cloned();
             async move {
                 match tg_admin {
-                    Some(admin) => admin.handle(req).await,
+                    // boxed: the admin API's future is large; a proxied request's stays small
+                    Some(admin) => Box::pin(admin.handle(req)).await,
                     None => proxy.handle(req, remote, local).await,
                 }
             }

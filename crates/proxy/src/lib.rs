@@ -178,10 +178,11 @@ impl Proxy {
                 "path '{}' has '.' or '..' segments",
                 parts.uri.path()
             ))),
-            RequestKind::NewQuery => self.new_query(parts, body, &forwarded).await,
+            // boxed: their futures are large, and a follow-up's should not carry their size
+            RequestKind::NewQuery => Box::pin(self.new_query(parts, body, &forwarded)).await,
             RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
-            RequestKind::Spooled => self.spooled(parts, body, &forwarded).await,
-            RequestKind::Other => self.other(parts, body, &forwarded).await,
+            RequestKind::Spooled => Box::pin(self.spooled(parts, body, &forwarded)).await,
+            RequestKind::Other => Box::pin(self.other(parts, body, &forwarded)).await,
         };
         let resp = result.unwrap_or_else(|e| {
             tracing::debug!(error = %e, "request failed");
@@ -200,11 +201,14 @@ impl Proxy {
         body: Incoming,
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
-        let location = self
-            .locator
-            .locate(id)
-            .await
-            .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?;
+        // L1 inline; the tiers below boxed, so that a follow-up's future stays small (hyper
+        // moves it into place per request)
+        let location = match self.locator.locate_in_l1(id) {
+            Some(l) => l,
+            None => Box::pin(self.locator.locate_below_l1(id))
+                .await
+                .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?,
+        };
         let backend = self.owner(id, &location)?;
         self.stream(&backend, parts, body, forwarded, Some(id))
             .await

@@ -51,13 +51,18 @@ impl Proxy {
             }
             return pass_on(backend, resp, forwarded, spool).await;
         }
-        let body = body.map_err(Into::into).boxed();
-        let resp = self
-            .forwarder
-            .send(backend, &parts, body, forwarded)
-            .await
-            .map_err(ForwardError::into_gateway_error)?;
-        pass_on(backend, resp, forwarded, spool).await
+        // hyper's client, boxed: its future is large, and a relayed request's should not carry
+        // its size
+        Box::pin(async move {
+            let body = body.map_err(Into::into).boxed();
+            let resp = self
+                .forwarder
+                .send(backend, &parts, body, forwarded)
+                .await
+                .map_err(ForwardError::into_gateway_error)?;
+            pass_on(backend, resp, forwarded, spool).await
+        })
+        .await
     }
 }
 
@@ -87,13 +92,16 @@ where
 {
     let segments = segments(backend, spool, resp.status(), resp.headers());
     if backend.config.rewrite_next_uri && is_json(resp.headers()) {
-        let (parts, body) = resp.into_parts();
-        let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
-        let mut bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
-        if let Some(r) = segments {
-            bytes = r.rewrite_all(bytes);
-        }
-        return Ok(finish(parts, bytes));
+        return Box::pin(async move {
+            let (parts, body) = resp.into_parts();
+            let bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
+            let mut bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
+            if let Some(r) = segments {
+                bytes = r.rewrite_all(bytes);
+            }
+            Ok(finish(parts, bytes))
+        })
+        .await;
     }
     let resp = resp.map(|b| b.map_err(Into::into).boxed());
     match segments {

@@ -90,13 +90,7 @@ impl Relay {
                 Err(Exchange::Failed(e)) => return Err(e),
             }
         }
-        let mut conn = Conn::open(
-            authority,
-            self.options.connect_timeout,
-            self.options.tcp_keepalive,
-        )
-        .await
-        .map_err(RelayError::Connect)?;
+        let mut conn = self.open(authority).await?;
         match exchange(&mut conn, head, head_request).await {
             Ok(head) => Ok(answer(conn, head, bucket)),
             Err(Exchange::Stale) => Err(RelayError::Closed),
@@ -117,15 +111,7 @@ impl Relay {
             match bucket.take() {
                 Some(conn) if conn.is_open() => break conn,
                 Some(_) => continue,
-                None => {
-                    break Conn::open(
-                        authority,
-                        self.options.connect_timeout,
-                        self.options.tcp_keepalive,
-                    )
-                    .await
-                    .map_err(RelayError::Connect)?
-                }
+                None => break self.open(authority).await?,
             }
         };
         match exchange(&mut conn, request, false).await {
@@ -133,6 +119,14 @@ impl Relay {
             Err(Exchange::Stale) => Err(RelayError::Closed),
             Err(Exchange::Failed(e)) => Err(e),
         }
+    }
+
+    /// A new connection; boxed, as it is rare and its future (name resolution, connect) large.
+    async fn open(&self, authority: &http::uri::Authority) -> Result<Conn, RelayError> {
+        let (timeout, keepalive) = (self.options.connect_timeout, self.options.tcp_keepalive);
+        Box::pin(Conn::open(authority, timeout, keepalive))
+            .await
+            .map_err(RelayError::Connect)
     }
 
     /// Idle connections pooled for `authority` (tests).
