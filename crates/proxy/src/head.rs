@@ -8,7 +8,7 @@ use http::request;
 use crate::headers::{is_hop_by_hop, Forwarded};
 
 /// The head of `parts` for `authority`, with `forwarded`'s fields and `extra` ones (a trace
-/// context) added, ending with the empty line; then `body` when there is one (read whole:
+/// context, replacing the client's fields of the same names) added, ending with the empty line; then `body` when there is one (read whole:
 /// sent with its `Content-Length`, whatever framing the client used).
 pub fn request_head(
     parts: &request::Parts,
@@ -32,6 +32,7 @@ pub fn request_head(
             || is_hop_by_hop(name)
             || Forwarded::sets(name)
             || named.contains(name)
+            || extra.is_some_and(|e| e.contains_key(name))
             || (body.is_some() && (name == header::CONTENT_LENGTH || name == header::EXPECT))
         {
             continue;
@@ -141,9 +142,20 @@ mod tests {
         let mut extra = HeaderMap::new();
         extra.insert("traceparent", "00-ab-cd-01".parse().unwrap());
         let authority = "b".parse().unwrap();
+        let (mut parts, ()) = Request::get("/")
+            .header("traceparent", "00-client-span-01")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts.headers.insert("x-kept", "1".parse().unwrap());
         let head =
             String::from_utf8(request_head(&parts, &authority, &fwd, Some(&extra), None)).unwrap();
         assert!(head.contains("traceparent: 00-ab-cd-01\r\n"));
+        assert!(
+            !head.contains("client-span"),
+            "the client's trace context is replaced: {head}"
+        );
+        assert!(head.contains("x-kept: 1\r\n"));
     }
 
     #[test]
