@@ -6,6 +6,10 @@ use subtle::ConstantTimeEq;
 
 use sluice_config::{Role, TokenConfig};
 
+/// An internal request field naming who a console session acts for; removed from every request
+/// on arrival, set only by [`Tokens::mark_session`].
+pub const SESSION_BY: &str = "x-sluice-internal-session-by";
+
 /// The configured tokens, as sha256 digests (replaced whole by a reload).
 pub struct Tokens {
     entries: arc_swap::ArcSwap<Vec<([u8; 32], Role)>>,
@@ -60,22 +64,46 @@ impl Tokens {
     /// The role of the request's bearer token, if it carries a known one. Every configured
     /// digest is compared, in constant time, whatever matches first.
     pub fn role_of(&self, headers: &HeaderMap) -> Option<Role> {
-        let presented: [u8; 32] = Sha256::digest(bearer(headers)?.as_bytes()).into();
-        let mut role = None;
-        for (digest, r) in self.entries.load().iter() {
-            if bool::from(digest.ct_eq(&presented)) {
-                role = Some(*r);
-            }
-        }
-        role
+        self.lookup(bearer(headers)?).map(|(_, role)| role)
     }
 
     /// Who made a change, for the record in L3: the start of the presented token's sha256 (it
-    /// tells tokens apart and gives nothing away), or `admin` without one.
+    /// tells tokens apart and gives nothing away), the same for the token a console session was
+    /// opened with, or `admin` without either.
     pub fn who(headers: &HeaderMap) -> String {
         match bearer(headers) {
             Some(t) => format!("token:{}", &hex::encode(Sha256::digest(t.as_bytes()))[..12]),
-            None => "admin".into(),
+            None => match headers.get(SESSION_BY).and_then(|v| v.to_str().ok()) {
+                Some(by) => by.to_string(),
+                None => "admin".into(),
+            },
+        }
+    }
+
+    /// The configured tokens as (sha256, role).
+    pub fn entries(&self) -> std::sync::Arc<Vec<([u8; 32], Role)>> {
+        self.entries.load_full()
+    }
+
+    /// The digest and role of `token` if it is configured (every digest compared, in constant
+    /// time).
+    pub fn lookup(&self, token: &str) -> Option<([u8; 32], Role)> {
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found = None;
+        for (digest, r) in self.entries.load().iter() {
+            if bool::from(digest.ct_eq(&presented)) {
+                found = Some((*digest, *r));
+            }
+        }
+        found
+    }
+
+    /// Mark a request authorised by a console session opened with the token of `digest`, for
+    /// [`Tokens::who`] (a client's own value of the field was removed on arrival).
+    pub fn mark_session(headers: &mut HeaderMap, digest: &[u8; 32]) {
+        let by = format!("token:{}", &hex::encode(digest)[..12]);
+        if let Ok(v) = http::HeaderValue::from_str(&by) {
+            headers.insert(SESSION_BY, v);
         }
     }
 

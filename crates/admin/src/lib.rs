@@ -1,4 +1,4 @@
-//! The admin listener: liveness, readiness, metrics, status, and the filter API. It binds to
+//! The admin listener: liveness, readiness, metrics, status, the filter API, and the console. It binds to
 //! loopback by default. `/healthz`, `/readyz` and `/metrics` are open; `/api/v1/*` reads need a
 //! `viewer` token and changes an `admin` token (see [`auth`]). Bodies are the types of [`api`],
 //! which the CLI shares.
@@ -23,6 +23,7 @@
 //! | `GET /api/v1/cache`, `/api/v1/status` | viewer | status |
 //! | `GET /api/v1/queries?user=&source=&backend=&group=&since=&until=&q=&limit=&cursor=` | viewer | query history, newest first, keyset-paginated |
 //! | `GET /api/v1/queries/{id}` | viewer | one query: where it ran, and its page in that cluster's UI |
+//! | `/`, `/console/…` | open, session | the web console and its login ([`console`]); a session cookie authorises the API as its token does, changes with a CSRF token |
 //!
 //! # Layout
 //!
@@ -30,6 +31,7 @@
 //! | --- | --- |
 //! | this file | [`Admin::handle`]: authorise, then dispatch by method and path |
 //! | [`auth`] | bearer tokens with roles, compared in constant time |
+//! | [`console`] | the console's login, logout and session; a session authorising an API request |
 //! | [`changes`] | the filter endpoints; a refused change's step maps to its HTTP status here, once |
 //! | [`backends`] | the backend endpoints; a refused change maps to its HTTP status here, once |
 //! | [`trino_gateway`] | Trino Gateway's backend API, mapped onto the same changes |
@@ -54,6 +56,7 @@ pub mod api;
 pub mod auth;
 pub mod backends;
 pub mod changes;
+pub mod console;
 pub mod history;
 pub mod status;
 pub mod trino_gateway;
@@ -88,12 +91,18 @@ pub struct Admin {
     pub backends: Arc<sluice_backends::Backends>,
     /// Re-reading the configuration file.
     pub reload: Option<Arc<dyn Reload>>,
+    /// The console's login sessions.
+    pub sessions: Arc<sluice_console::Sessions>,
 }
 
 impl Admin {
     /// Answer one admin request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
+        req.headers_mut().remove(auth::SESSION_BY);
         let path = req.uri().path().to_string();
+        if sluice_console::is_console_path(&path) {
+            return self.console(req).await;
+        }
         let open = matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics");
         let changes = req.method() != Method::GET && req.method() != Method::HEAD;
         if open && changes {
@@ -104,7 +113,7 @@ impl Admin {
         }
         if !open || changes {
             let needed = if changes { Role::Admin } else { Role::Viewer };
-            if let Err(refusal) = self.tokens.check(req.headers(), needed) {
+            if let Err(refusal) = self.authorize(req.headers_mut(), needed, changes) {
                 tracing::warn!(
                     path,
                     method = %req.method(),

@@ -30,6 +30,32 @@ pub struct AdminConfig {
     /// HTTPS on the admin listener (the console, the API, `/metrics`).
     #[serde(default)]
     pub tls: Option<ServerTlsConfig>,
+    /// The web console's login sessions.
+    #[serde(default)]
+    pub console: ConsoleConfig,
+}
+
+/// `admin.console`: the web console's sessions.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// HMAC key signing session cookies (use `${VAR}`, at least 16 bytes); every instance of a
+    /// fleet behind one address needs the same. Without it, a random key of this process:
+    /// sessions end when it restarts.
+    #[serde(default)]
+    pub session_secret: Option<String>,
+    /// How long a login lasts (default 28800 s: 8 hours).
+    #[serde(default = "defaults::console_session_ttl")]
+    pub session_ttl_seconds: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            session_secret: None,
+            session_ttl_seconds: defaults::console_session_ttl(),
+        }
+    }
 }
 
 /// One admin API token: the token itself (e.g. `${SLUICE_ADMIN_TOKEN}`) or its sha256 in hex, so
@@ -68,6 +94,20 @@ impl AdminConfig {
                     "the admin listener serves HTTPS on admin.listen itself: remove tls.listen",
                 ));
             }
+        }
+        if let Some(secret) = self.console.session_secret.as_deref() {
+            if !secret.is_empty() && secret.len() < 16 {
+                return Err(Invalid::new(
+                    "console.session_secret",
+                    "must be at least 16 bytes (or left out: a random key per process)",
+                ));
+            }
+        }
+        if self.console.session_ttl_seconds == 0 {
+            return Err(Invalid::new(
+                "console.session_ttl_seconds",
+                "must be positive",
+            ));
         }
         for (i, t) in self.tokens.iter().enumerate() {
             let at = |msg: &str| Invalid::new(format!("tokens[{i}]"), msg);

@@ -167,3 +167,7 @@ pub fn sample_ratio() -> f64 {
 pub fn otlp_timeout() -> u64 {
     10_000
 }
+
+pub fn console_session_ttl() -> u64 {
+    8 * 3600
+}

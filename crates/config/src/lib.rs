@@ -44,7 +44,7 @@ pub mod subst;
 pub mod telemetry;
 pub mod tls;
 
-pub use admin::{AdminConfig, Role, TokenConfig};
+pub use admin::{AdminConfig, ConsoleConfig, Role, TokenConfig};
 pub use backends::BackendConfig;
 pub use cache::{CacheConfig, L1Config, SearchConfig, ValkeyConfig, ValkeyMode};
 pub use filters::FiltersConfig;

@@ -302,6 +302,10 @@ impl Gateway {
             fleet,
             backends: backends.clone(),
             reload: Some(reloader.clone() as Arc<dyn Reload>),
+            sessions: Arc::new(sluice_console::Sessions::new(
+                config.admin.console.session_secret.as_deref(),
+                Duration::from_secs(config.admin.console.session_ttl_seconds),
+            )),
         });
 
         let poller = HealthPoller::following(cluster, health, backend_tls);

@@ -169,6 +169,35 @@ impl Gw {
         send(&self.client, req.body(empty_body()).unwrap()).await
     }
 
+    /// A request to the admin listener with `headers` (no token added); status, headers, body.
+    pub async fn admin_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> (StatusCode, http::HeaderMap, Bytes) {
+        let uri = format!(
+            "{}://{}{}",
+            self.admin_scheme, self.gateway.admin_addr, path
+        );
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(sluice_http::full_body(body)).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
+            .await
+            .expect("request must not hang")
+            .expect("request failed");
+        let (parts, body) = resp.into_parts();
+        (
+            parts.status,
+            parts.headers,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+
     /// Send a request to the gateway; returns status, headers and body.
     pub async fn call(
         &self,

@@ -3,6 +3,7 @@ mod admin;
 mod backends;
 mod boundary;
 mod cache;
+mod console;
 mod filters;
 mod fleet;
 mod groups;
