@@ -1,5 +1,6 @@
 //! `sluice demo`: the gateway in front of in-process fake clusters, with the config a first
-//! try needs (an in-memory store, an admin token from `SLUICE_ADMIN_TOKEN`).
+//! try needs (an in-memory store; an admin and a viewer token, from `SLUICE_ADMIN_TOKEN` and
+//! `SLUICE_VIEWER_TOKEN` or made up at start, printed with the console's address).
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -46,15 +47,27 @@ pub async fn run(
     config.health.interval_ms = 1000;
     // the demo keeps its L3 in memory rather than leaving a sluice.db behind
     config.store.url = "sqlite::memory:".into();
-    // with SLUICE_ADMIN_TOKEN set, `sluice filter push` can swap filters into the demo
-    let admin_token = std::env::var("SLUICE_ADMIN_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
-    if let Some(token) = &admin_token {
+    // an admin and a viewer token, for the console and the CLI: SLUICE_ADMIN_TOKEN and
+    // SLUICE_VIEWER_TOKEN when set, else made up now and printed below
+    let token = |var: &str, prefix: &str| {
+        std::env::var(var)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| {
+                use rand::RngExt;
+                let mut bytes = [0u8; 16];
+                rand::rng().fill(&mut bytes[..]);
+                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{prefix}-{hex}")
+            })
+    };
+    let admin_token = token("SLUICE_ADMIN_TOKEN", "demo-admin");
+    let viewer_token = token("SLUICE_VIEWER_TOKEN", "demo-viewer");
+    for (t, role) in [(&admin_token, Role::Admin), (&viewer_token, Role::Viewer)] {
         config.admin.tokens.push(TokenConfig {
-            token: Some(token.clone()),
+            token: Some(t.clone()),
             token_sha256: None,
-            role: Role::Admin,
+            role,
         });
     }
     config
@@ -80,17 +93,15 @@ pub async fn run(
          \n  trino --server http://{p} --user demo --execute 'SELECT 1'\
          \n  python3 -c \"import trino; c = trino.dbapi.connect(host='{h}', port={port}, user='demo').cursor(); c.execute('SELECT 1'); print(c.fetchall())\"\
          \n  curl -s -H 'X-Trino-User: demo' -H 'X-Trino-Routing-Group: etl' -d 'SELECT 1' http://{p}/v1/statement\
-         \n\nBackend health: curl -s http://{a}/api/v1/backends\
-         \nFilters:        sluice filter list --admin-url http://{a}{swap}\
+         \n\nConsole:        http://{a}/  (log in with one of these tokens)\
+         \n  admin token:  {admin_token}\
+         \n  viewer token: {viewer_token}\
+         \nBackend health: curl -s -H 'Authorization: Bearer {viewer_token}' http://{a}/api/v1/backends\
+         \nFilters:        SLUICE_ADMIN_TOKEN={admin_token} sluice filter list --admin-url http://{a}\
          \nPress Ctrl-C to stop.",
         h = p.ip(),
         port = p.port(),
         a = gateway.admin_addr,
-        swap = if admin_token.is_some() {
-            "   (SLUICE_ADMIN_TOKEN is the admin token: `sluice filter push` works)"
-        } else {
-            "   (read-only: set SLUICE_ADMIN_TOKEN to allow `sluice filter push`)"
-        },
     );
     shutdown_signal().await;
     gateway.shutdown().await;
