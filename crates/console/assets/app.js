@@ -151,7 +151,7 @@ async function dashboard() {
       api("GET", "/api/v1/fleet").catch(() => null),
     ]);
     const rates = queryRates(metrics);
-    const cards = status.backends.map((b) => h("section", { class: `card health-${b.status.health}`, "data-backend": b.name },
+    const cards = status.backends.map((b) => h("section", { class: `card health-${String(b.status.health).toLowerCase()}`, "data-backend": b.name },
       h("h2", {}, b.name),
       h("p", { class: "muted" }, `${b.group} · ${b.url}`),
       h("dl", {},
