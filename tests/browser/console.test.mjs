@@ -185,7 +185,7 @@ test("query history is searched by user and opens nothing it should not", async 
   await context.close();
 });
 
-test("an admin uploads filter versions and rolls one back", async () => {
+test("an admin uploads filter versions, rolls one back and activates it again", async () => {
   const { context, page, errors } = await loggedIn(ADMIN);
   await page.getByRole("link", { name: "Filters" }).click();
   const slot = () => page.locator('section[data-slot="balance"]');
@@ -207,6 +207,9 @@ test("an admin uploads filter versions and rolls one back", async () => {
   const version = await page.evaluate(async () => (await (await fetch("/api/v1/filters")).json())[0].version);
   assert.equal(String(version), first, "the gateway runs the version rolled back to");
   await shot(page, "filter-rolled-back");
+  // and forward again, by activating the stored version
+  await slot().getByRole("button", { name: "Activate" }).click(); // only the other version has one
+  await until("the activation", async () => (await active()) === second);
   assert.deepEqual(errors, []);
   await context.close();
 });

@@ -423,6 +423,14 @@ fn answer_id(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
     serde_json::from_slice::<First>(bytes).map(|f| f.id.map(std::borrow::Cow::into_owned))
 }
 
+/// A compile-time guard: a request's future is `Send` (the listeners spawn it). A bound hidden
+/// in a generic body conversion once broke that with an error far from its cause.
+#[allow(dead_code)]
+fn handle_is_send(p: &'static Proxy, req: Request<Incoming>, a: SocketAddr) {
+    fn is_send<T: Send>(_: T) {}
+    is_send(p.handle(req, a, a));
+}
+
 #[cfg(test)]
 mod tests {
     use super::answer_id;
@@ -438,12 +446,4 @@ mod tests {
         assert_eq!(answer_id(br#"{"error":{}}"#).unwrap(), None);
         assert!(answer_id(b"[1]").is_err() && answer_id(b"<html>").is_err());
     }
-}
-
-/// A compile-time guard: a request's future is `Send` (the listeners spawn it). A bound hidden
-/// in a generic body conversion once broke that with an error far from its cause.
-#[allow(dead_code)]
-fn handle_is_send(p: &'static Proxy, req: Request<Incoming>, a: SocketAddr) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(p.handle(req, a, a));
 }
