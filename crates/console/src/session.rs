@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use http::{header, HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -133,13 +133,7 @@ impl Sessions {
     /// The session a valid, unexpired cookie in `headers` names, with the role its token has in
     /// `tokens` now; `None` for a missing, tampered, expired or revoked one.
     pub fn verify(&self, headers: &HeaderMap, tokens: &[TokenEntry]) -> Option<Session> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-            .find_map(|value| self.check(value, tokens))
+        sluice_http::cookie_values(headers, COOKIE).find_map(|value| self.check(value, tokens))
     }
 
     fn check(&self, value: &str, tokens: &[TokenEntry]) -> Option<Session> {
@@ -169,6 +163,8 @@ impl Sessions {
 
 #[cfg(test)]
 mod tests {
+    use http::header;
+
     use super::*;
 
     fn cookie_headers(set_cookie: &HeaderValue) -> HeaderMap {

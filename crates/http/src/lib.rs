@@ -5,7 +5,7 @@
 //!
 //! | module | one job |
 //! | --- | --- |
-//! | this file | [`Body`] (streamed or built in place), [`full_body`], [`empty_body`], [`json_response`] |
+//! | this file | [`Body`] (streamed or built in place), [`full_body`], [`empty_body`], [`json_response`], [`cookie_values`] |
 //! | [`client`] | [`client::build`]: the pooled hyper client of the forwarder, the health poller, the owner search and the CLI |
 //! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
@@ -34,6 +34,19 @@ pub struct Https;
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BoxError>;
 /// A boxed error for bodies and glue.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The values of the cookies named `name` in a request's `Cookie` fields.
+pub fn cookie_values<'a>(
+    headers: &'a http::HeaderMap,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(move |c| c.trim().strip_prefix(name)?.strip_prefix('='))
+}
 
 /// A complete (non-streamed) body.
 pub fn full_body(bytes: impl Into<bytes::Bytes>) -> Body {

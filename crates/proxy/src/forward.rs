@@ -121,13 +121,7 @@ impl Forwarder {
             .as_ref()
             .expect("the relay is on (relays() was asked)");
         let authority = backend.uri.authority().expect("validated backend url");
-        let span = tracing::info_span!(
-            target: sluice_telemetry::TARGET,
-            "sluice.forward",
-            otel.kind = "client",
-            sluice.backend = backend.name(),
-            server.address = backend.uri.host(),
-        );
+        let span = forward_span(backend);
         let trace = (!span.is_disabled()).then(|| {
             let mut h = http::HeaderMap::new();
             sluice_telemetry::propagate::inject(&span, &mut h);
@@ -213,13 +207,7 @@ impl Forwarder {
         strip_hop_by_hop(headers);
         headers.remove(header::HOST); // the client sets the backend's authority
         forwarded.apply(headers);
-        let span = tracing::info_span!(
-            target: sluice_telemetry::TARGET,
-            "sluice.forward",
-            otel.kind = "client",
-            sluice.backend = backend.name(),
-            server.address = backend.uri.host(),
-        );
+        let span = forward_span(backend);
         sluice_telemetry::propagate::inject(&span, headers);
 
         let name = || backend.name().to_string();
@@ -258,6 +246,17 @@ impl Forwarder {
             .insert(crate::metrics::ServedBy(backend.label().clone()));
         Ok(resp)
     }
+}
+
+/// The span of one forward to `backend` (disabled unless tracing is on).
+fn forward_span(backend: &Backend) -> tracing::Span {
+    tracing::info_span!(
+        target: sluice_telemetry::TARGET,
+        "sluice.forward",
+        otel.kind = "client",
+        sluice.backend = backend.name(),
+        server.address = backend.uri.host(),
+    )
 }
 
 /// Whether a forward failed because the request body (the client's) failed, not the backend.

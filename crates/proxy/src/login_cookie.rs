@@ -8,7 +8,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, KeyInit, Mac};
-use http::{header, HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 use sluice_config::LoginCookieConfig;
 
@@ -74,25 +74,21 @@ impl LoginCookie {
     /// The backend a valid, unexpired cookie in `headers` names.
     pub fn backend(&self, headers: &HeaderMap) -> Option<String> {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-            .find_map(|value| {
-                let (sig, payload) = value.split_once('.')?;
-                let (expires, backend) = payload.split_once('.')?;
-                let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
-                mac.update(payload.as_bytes());
-                mac.verify_slice(&hex::decode(sig).ok()?).ok()?;
-                (expires.parse::<u64>().ok()? > now).then(|| backend.to_string())
-            })
+        sluice_http::cookie_values(headers, COOKIE).find_map(|value| {
+            let (sig, payload) = value.split_once('.')?;
+            let (expires, backend) = payload.split_once('.')?;
+            let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).ok()?;
+            mac.update(payload.as_bytes());
+            mac.verify_slice(&hex::decode(sig).ok()?).ok()?;
+            (expires.parse::<u64>().ok()? > now).then(|| backend.to_string())
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::header;
+
     use super::*;
 
     fn cookie(secret: &str) -> LoginCookie {
