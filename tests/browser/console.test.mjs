@@ -83,7 +83,8 @@ log: { level: warn }
   admin = `http://${addrs.admin}`;
   proxy = `http://${addrs.proxy}`;
   await until("readiness", async () => (await fetch(`${admin}/readyz`).catch(() => ({ ok: false }))).ok);
-  for (const [user, n] of [["alice", 3], ["bob", 2]]) {
+  // more than a page of history (50 a page)
+  for (const [user, n] of [["alice", 3], ["bob", 2], ["carol", 50]]) {
     for (let i = 0; i < n; i++) await submit(user, `SELECT ${i} -- by ${user}`);
   }
   for (const name of ["stochastic", "query-count"]) {
@@ -181,6 +182,43 @@ test("query history is searched by user and opens nothing it should not", async 
   await page.getByLabel("User").fill("nobody");
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByText("No query matches.").waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("history pages back to the oldest query", async () => {
+  const { context, page, errors } = await loggedIn(VIEWER);
+  await page.getByRole("link", { name: "Query history" }).click();
+  const rows = page.locator("table.history tbody tr");
+  await until("a full first page", async () => (await rows.count()) === 50);
+  const first = await rows.first().textContent();
+  await page.getByRole("button", { name: "Older queries" }).click();
+  await until("the second page", async () => (await rows.count()) === 5);
+  assert.notEqual(await rows.first().textContent(), first);
+  assert.equal(await page.getByRole("button", { name: "Older queries" }).count(), 0, "no page after the last");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test("an admin adds a backend, edits it and removes it", async () => {
+  const { context, page, errors } = await loggedIn(ADMIN);
+  await page.getByRole("link", { name: "Backends" }).click();
+  await page.getByLabel("Name").fill("c3");
+  await page.getByLabel("URL").fill("http://127.0.0.1:9");
+  await page.getByLabel("Group").fill("etl");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  const row = page.locator('tr[data-backend="c3"]');
+  await row.waitFor();
+  assert.match(await row.textContent(), /etl/);
+  await page.getByLabel("Name").fill("c3");
+  await page.getByLabel("Group").fill("adhoc");
+  await page.getByRole("button", { name: "Save changes to this name" }).click();
+  await until("the edit", async () => /adhoc/.test(await row.textContent()));
+  page.once("dialog", (d) => d.accept());
+  await row.getByRole("button", { name: "Remove" }).click();
+  await row.waitFor({ state: "detached" });
+  const names = await page.evaluate(async () => (await (await fetch("/api/v1/backends")).json()).map((b) => b.name));
+  assert.deepEqual(names.sort(), ["c1", "c2"]);
   assert.deepEqual(errors, []);
   await context.close();
 });
