@@ -13,6 +13,7 @@ mod l2_modes;
 mod limits;
 mod per_core;
 mod proxying;
+mod relay;
 mod reload;
 mod shutdown;
 mod stickiness;
