@@ -7,6 +7,7 @@
 //! | --- | --- |
 //! | this file | [`Body`] (streamed or built in place), [`full_body`], [`empty_body`], [`json_response`], [`cookie_values`] |
 //! | [`client`] | [`client::build`]: the pooled hyper client of the forwarder, the health poller, the owner search and the CLI |
+//! | [`hop`] | hop-by-hop fields, removed in both directions by both clients |
 //! | [`multipart`] | [`multipart::parts`] and [`multipart::upload`]: `multipart/form-data` uploads, read and written |
 //! | [`serve`] | [`serve::serve`]: accept HTTP/1.1 connections on a bound listener until cancelled, then drain them |
 //! | [`per_core`] | [`per_core::serve_per_core`]: the same loop on one current-thread runtime per core, one `SO_REUSEPORT` socket each |
@@ -19,6 +20,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::BodyExt;
 
 pub mod client;
+pub mod hop;
 pub mod multipart;
 pub mod per_core;
 pub mod relay;

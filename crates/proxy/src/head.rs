@@ -5,7 +5,9 @@
 use http::header::{self, HeaderMap, HeaderName};
 use http::request;
 
-use crate::headers::{is_hop_by_hop, Forwarded};
+use sluice_http::hop::{connection_named, is_hop_by_hop};
+
+use crate::headers::Forwarded;
 
 /// The head of `parts` for `authority`, with `forwarded`'s fields and `extra` ones (a trace
 /// context, replacing the client's fields of the same names) added, ending with the empty line; then `body` when there is one (read whole:
@@ -59,17 +61,6 @@ fn field(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
-}
-
-/// The fields a client's `Connection` header names (none, nearly always: no allocation then).
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect()
 }
 
 #[cfg(test)]

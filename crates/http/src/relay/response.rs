@@ -9,17 +9,6 @@ pub(crate) const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields in a response head.
 const MAX_HEADERS: usize = 128;
 
-/// Headers that describe one connection, never passed on (RFC 9110 §7.6.1).
-const HOP_BY_HOP: &[HeaderName] = &[
-    header::CONNECTION,
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-];
-
 /// How a response body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -111,7 +100,6 @@ fn build(
     let mut headers = HeaderMap::with_capacity(fields.len());
     let (mut length, mut chunked, mut other_coding) = (None::<u64>, false, false);
     let mut keep_alive = !http10;
-    let mut connection_named: Vec<HeaderName> = Vec::new();
     for &(name_at, name_len, at, len) in fields {
         let name = &bytes[name_at..name_at + name_len];
         let name = HeaderName::from_bytes(name).map_err(|_| {
@@ -145,18 +133,13 @@ fn build(
                     keep_alive = false;
                 } else if token.eq_ignore_ascii_case("keep-alive") {
                     keep_alive = true;
-                } else if let Ok(n) = HeaderName::from_bytes(token.as_bytes()) {
-                    connection_named.push(n);
                 }
             }
         }
-        if !HOP_BY_HOP.contains(&name) && name.as_str() != "keep-alive" {
-            headers.append(name, value);
-        }
+        headers.append(name, value);
     }
-    for name in connection_named {
-        headers.remove(name);
-    }
+    // after the framing fields were read: the same hygiene as hyper's client answers get
+    crate::hop::strip_hop_by_hop(&mut headers);
     let framing =
         if head_request || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
             Framing::Empty
@@ -232,7 +215,7 @@ mod tests {
     #[test]
     fn hop_by_hop_fields_are_dropped_and_close_is_noted() {
         let h = head(
-            "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nX-Private: s\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\nX-Kept: y\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close, x-private\r\nX-Private: s\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\nX-Kept: y\r\n\r\n",
             false,
         )
         .unwrap()
