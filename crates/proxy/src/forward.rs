@@ -68,12 +68,18 @@ impl Forwarder {
         }
     }
 
+    /// The relay, when it is on and `backend` speaks plain HTTP.
+    fn relay_to(&self, backend: &Backend) -> Option<&Relay> {
+        self.relay
+            .as_ref()
+            .filter(|_| backend.uri.scheme() == Some(&http::uri::Scheme::HTTP))
+    }
+
     /// Whether the request `parts` describes goes over the relay: it has no body, its method
     /// may be repeated (a pooled connection that turns out closed is retried), and `backend`
     /// speaks plain HTTP.
     pub fn relays(&self, backend: &Backend, parts: &request::Parts) -> bool {
-        self.relay.is_some()
-            && backend.uri.scheme() == Some(&http::uri::Scheme::HTTP)
+        self.relay_to(backend).is_some()
             && matches!(
                 parts.method,
                 http::Method::GET
@@ -98,7 +104,7 @@ impl Forwarder {
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, ForwardError> {
         use http_body_util::BodyExt;
-        if self.relay.is_some() && backend.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
+        if self.relay_to(backend).is_some() {
             let resp = self.relay(backend, parts, forwarded, Some(sql)).await?;
             return Ok(resp.map(|b| b.boxed()));
         }
@@ -117,9 +123,8 @@ impl Forwarder {
         body: Option<&[u8]>,
     ) -> Result<Response<RelayBody>, ForwardError> {
         let relay = self
-            .relay
-            .as_ref()
-            .expect("the relay is on (relays() was asked)");
+            .relay_to(backend)
+            .expect("the relay serves this backend (relays() was asked)");
         let authority = backend.uri.authority().expect("validated backend url");
         let span = forward_span(backend);
         let trace = (!span.is_disabled()).then(|| {
@@ -128,20 +133,18 @@ impl Forwarder {
             h
         });
         let head = crate::head::request_head(parts, authority, forwarded, trace.as_ref(), body);
-        let result = match body {
-            None => {
-                let sent = relay.send(authority, &head, parts.method == http::Method::HEAD);
-                tokio::time::timeout(self.response_timeout, sent)
-                    .instrument(span)
-                    .await
-            }
-            Some(_) => {
-                let sent = relay.send_once(authority, &head);
-                tokio::time::timeout(self.response_timeout, sent)
-                    .instrument(span)
-                    .await
+        let sent = async {
+            match body {
+                None => {
+                    let head_request = parts.method == http::Method::HEAD;
+                    relay.send(authority, &head, head_request).await
+                }
+                Some(_) => relay.send_once(authority, &head).await,
             }
         };
+        let result = tokio::time::timeout(self.response_timeout, sent)
+            .instrument(span)
+            .await;
         let name = || backend.name().to_string();
         let mut resp = match result {
             Err(_) => {

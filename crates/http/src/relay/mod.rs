@@ -73,6 +73,7 @@ impl Relay {
 
     /// Send `head` (a complete request head, `\r\n\r\n` included, for a request without a body)
     /// to `authority`; `head_request` when its method is `HEAD` (the answer then has no body).
+    /// A pooled connection the backend closed meanwhile is dropped and the request sent again.
     /// Returns the answer once its head is read; no time limit is set here.
     pub async fn send(
         &self,
@@ -80,22 +81,7 @@ impl Relay {
         head: &[u8],
         head_request: bool,
     ) -> Result<Response<RelayBody>, RelayError> {
-        let bucket = self.pool.bucket(authority.as_str());
-        // a pooled connection first; a stale one (closed by the backend while idle) is
-        // dropped and the request sent on a new connection
-        while let Some(mut conn) = bucket.take() {
-            match exchange(&mut conn, head, head_request).await {
-                Ok(head) => return Ok(answer(conn, head, bucket)),
-                Err(Exchange::Stale) => continue,
-                Err(Exchange::Failed(e)) => return Err(e),
-            }
-        }
-        let mut conn = self.open(authority).await?;
-        match exchange(&mut conn, head, head_request).await {
-            Ok(head) => Ok(answer(conn, head, bucket)),
-            Err(Exchange::Stale) => Err(RelayError::Closed),
-            Err(Exchange::Failed(e)) => Err(e),
-        }
+        self.exchange_on(authority, head, head_request, true).await
     }
 
     /// Send `request` (a head with its whole body) that must not be sent twice (a new query):
@@ -106,15 +92,33 @@ impl Relay {
         authority: &http::uri::Authority,
         request: &[u8],
     ) -> Result<Response<RelayBody>, RelayError> {
+        self.exchange_on(authority, request, false, false).await
+    }
+
+    /// `request` on a pooled connection, else a new one. A pooled connection found closed
+    /// (checked before writing unless the request may be `repeated`, else by the answer that
+    /// never began) is dropped and the next one tried.
+    async fn exchange_on(
+        &self,
+        authority: &http::uri::Authority,
+        request: &[u8],
+        head_request: bool,
+        repeated: bool,
+    ) -> Result<Response<RelayBody>, RelayError> {
         let bucket = self.pool.bucket(authority.as_str());
-        let mut conn = loop {
-            match bucket.take() {
-                Some(conn) if conn.is_open() => break conn,
-                Some(_) => continue,
-                None => break self.open(authority).await?,
+        while let Some(mut conn) = bucket.take() {
+            if !repeated && !conn.is_open() {
+                continue;
             }
-        };
-        match exchange(&mut conn, request, false).await {
+            match exchange(&mut conn, request, head_request).await {
+                Ok(head) => return Ok(answer(conn, head, bucket)),
+                Err(Exchange::Stale) if repeated => continue,
+                Err(Exchange::Stale) => return Err(RelayError::Closed),
+                Err(Exchange::Failed(e)) => return Err(e),
+            }
+        }
+        let mut conn = self.open(authority).await?;
+        match exchange(&mut conn, request, head_request).await {
             Ok(head) => Ok(answer(conn, head, bucket)),
             Err(Exchange::Stale) => Err(RelayError::Closed),
             Err(Exchange::Failed(e)) => Err(e),

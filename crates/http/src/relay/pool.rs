@@ -49,9 +49,7 @@ impl Conn {
             buf: BytesMut::with_capacity(READ_CHUNK),
         })
     }
-}
 
-impl Conn {
     /// Whether the peer has not closed the connection nor sent anything unasked (a
     /// non-blocking read that finds nothing to read).
     pub(crate) fn is_open(&self) -> bool {
