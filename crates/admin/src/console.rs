@@ -22,6 +22,9 @@ use sluice_http::Body;
 use crate::auth::{AuthRefusal, Tokens};
 use crate::{error, Admin};
 
+/// Why a cookie-authorised change without its CSRF token is refused.
+const NO_CSRF: &str = "a change from the console needs its CSRF token (X-Sluice-CSRF)";
+
 /// The longest login body read.
 const MAX_LOGIN: usize = 4096;
 
@@ -55,13 +58,13 @@ impl Admin {
         let path = req.uri().path().to_string();
         let resp = match (req.method().clone(), path.as_str()) {
             (Method::POST, "/console/login") => self.login(req, secure).await,
+            (Method::GET, "/console/session") if self.tokens.entries().is_empty() => open_session(),
             (Method::GET, "/console/session") => match self.session_of(req.headers()) {
-                _ if self.tokens.entries().is_empty() => open_session(),
                 Some(s) => session_reply(&s),
                 None => error(StatusCode::UNAUTHORIZED, "no console session: log in"),
             },
             (Method::POST, "/console/logout") => match self.session_of(req.headers()) {
-                Some(s) if !s.csrf_ok(req.headers()) => csrf_refused(),
+                Some(s) if !s.csrf_ok(req.headers()) => error(StatusCode::FORBIDDEN, NO_CSRF),
                 _ => {
                     let mut resp = crate::reply(StatusCode::OK, &serde_json::json!({}));
                     resp.headers_mut()
@@ -149,7 +152,7 @@ impl Admin {
         if changes && !session.csrf_ok(headers) {
             return Err(AuthRefusal {
                 status: StatusCode::FORBIDDEN,
-                message: "a change from the console needs its CSRF token (X-Sluice-CSRF)",
+                message: NO_CSRF,
             });
         }
         Tokens::mark_session(headers, &session.digest);
@@ -175,11 +178,4 @@ fn open_session() -> Response<Body> {
         open: true,
     };
     crate::reply(StatusCode::OK, &reply)
-}
-
-fn csrf_refused() -> Response<Body> {
-    error(
-        StatusCode::FORBIDDEN,
-        "a change from the console needs its CSRF token (X-Sluice-CSRF)",
-    )
 }

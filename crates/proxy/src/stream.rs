@@ -37,16 +37,17 @@ impl Proxy {
                     // a page read whole with its head: rewritten in place, its length kept right
                     let (mut parts, _) = resp.into_parts();
                     let spool = spool.filter(|_| spooled::mentions_segments(&bytes));
-                    let out = match segments(backend, spool, parts.status, &parts.headers) {
-                        Some(r) => r.rewrite_all(bytes.clone()),
-                        None => bytes.clone(),
+                    let bytes = match segments(backend, spool, parts.status, &parts.headers) {
+                        None => bytes,
+                        Some(r) => {
+                            let out = r.rewrite_all(bytes);
+                            parts
+                                .headers
+                                .insert(header::CONTENT_LENGTH, out.len().into());
+                            out
+                        }
                     };
-                    if out.len() != bytes.len() {
-                        parts
-                            .headers
-                            .insert(header::CONTENT_LENGTH, out.len().into());
-                    }
-                    return Ok(Response::from_parts(parts, full_body(out)));
+                    return Ok(Response::from_parts(parts, full_body(bytes)));
                 }
             }
             return pass_on(backend, resp, forwarded, spool).await;
