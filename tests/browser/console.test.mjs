@@ -83,8 +83,8 @@ log: { level: warn }
   admin = `http://${addrs.admin}`;
   proxy = `http://${addrs.proxy}`;
   await until("readiness", async () => (await fetch(`${admin}/readyz`).catch(() => ({ ok: false }))).ok);
-  // more than a page of history (50 a page)
-  for (const [user, n] of [["alice", 3], ["bob", 2], ["carol", 50]]) {
+  // more than a page of history (50 a page), with the query the dashboard test adds: 55
+  for (const [user, n] of [["alice", 3], ["bob", 2], ["carol", 49]]) {
     for (let i = 0; i < n; i++) await submit(user, `SELECT ${i} -- by ${user}`);
   }
   for (const name of ["stochastic", "query-count"]) {
@@ -142,6 +142,11 @@ test("the dashboard shows each cluster and refreshes; a viewer changes nothing",
   }
   await page.getByText("Cache tiers").waitFor();
   await shot(page, "dashboard");
+  // live: a new query shows without a reload
+  const tracked = () => page.getByText(/queries tracked in L1/).textContent();
+  const before = await tracked();
+  await submit("dave", "SELECT 42");
+  await until("the dashboard to refresh", async () => (await tracked()) !== before);
   await page.getByRole("link", { name: "Backends" }).click();
   await page.locator('tr[data-backend="c1"]').waitFor();
   assert.equal(await page.getByRole("button", { name: "Drain" }).count(), 0, "no change buttons for a viewer");
