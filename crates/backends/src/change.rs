@@ -79,6 +79,13 @@ pub struct BackendPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub stats: Option<Option<StatsSource>>,
+    /// Queries run at once at most (`null`: no limit).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_queries: Option<Option<u32>>,
     /// Rewrite `nextUri` in answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite_next_uri: Option<bool>,
@@ -104,6 +111,9 @@ impl BackendPatch {
         }
         if let Some(v) = &self.external_url {
             b.external_url = v.clone();
+        }
+        if let Some(v) = self.max_queries {
+            b.max_queries = v;
         }
         if let Some(v) = self.stats {
             b.stats = v;

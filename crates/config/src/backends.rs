@@ -33,6 +33,11 @@ pub struct BackendConfig {
     /// Where this backend's running/queued counts come from; default: `health.stats`.
     #[serde(default)]
     pub stats: Option<StatsSource>,
+    /// Queries Sluice runs on this backend at most at once (none: no limit). At the limit it
+    /// gets no new query: another of its group with room does, else the query waits in the
+    /// queue (`queue:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queries: Option<u32>,
 }
 
 impl BackendConfig {
@@ -59,6 +64,12 @@ impl BackendConfig {
         }
         if self.group.trim().is_empty() {
             return Err(Invalid::new("group", "must not be empty"));
+        }
+        if self.max_queries == Some(0) {
+            return Err(Invalid::new(
+                "max_queries",
+                "must be more than 0 (leave it out for no limit; deactivate a backend to give it nothing)",
+            ));
         }
         Ok(())
     }

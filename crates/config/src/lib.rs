@@ -37,6 +37,7 @@ pub mod health;
 pub mod invalid;
 pub mod log;
 pub mod proxy;
+pub mod queue;
 pub mod routing;
 pub mod slot_text;
 pub mod store;
@@ -52,6 +53,7 @@ pub use health::{HealthConfig, MetricNames, StatsSource};
 pub use invalid::Invalid;
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
+pub use queue::{PriorityRule, QueueConfig, Quota};
 pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
 pub use store::StoreConfig;
 pub use telemetry::TracingConfig;
@@ -129,6 +131,9 @@ pub struct Config {
     /// L3: the SQL store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Queries waiting in Sluice for room on a backend with `max_queries`.
+    #[serde(default)]
+    pub queue: QueueConfig,
     /// This instance's name in fleet status (default `HOSTNAME:PORT`, the port of `listen`).
     #[serde(default)]
     pub instance_id: Option<String>,
@@ -252,6 +257,7 @@ impl Config {
             }
         }
         self.store.validate().map_err(|e| e.under("store"))?;
+        self.queue.validate().map_err(|e| e.under("queue"))?;
         self.tracing.validate().map_err(|e| e.under("tracing"))?;
         self.filters.validate().map_err(|e| e.under("filters"))
     }

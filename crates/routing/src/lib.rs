@@ -198,6 +198,7 @@ mod tests {
             external_url: None,
             rewrite_next_uri: false,
             stats: None,
+            max_queries: None,
         }
     }
 

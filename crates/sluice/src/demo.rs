@@ -39,6 +39,7 @@ pub async fn run(
             external_url: None,
             rewrite_next_uri: false,
             stats: Some(StatsSource::UiApi),
+            max_queries: None,
         });
         fakes.push(fake);
     }

@@ -6,7 +6,7 @@ use sluice_config::{BackendConfig, StatsSource};
 use crate::db::{with_pool, write_tx};
 use crate::{now_ms, Store, StoreError};
 
-const SELECT: &str = "SELECT name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats \
+const SELECT: &str = "SELECT name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries \
      FROM backends ORDER BY name";
 const SEEDED: &str = "backends_seeded";
 
@@ -19,10 +19,11 @@ type Row = (
     bool,
     bool,
     Option<String>,
+    Option<i64>,
 );
 
 fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
-    let (name, url, external_url, group, active, draining, rewrite_next_uri, stats) = r;
+    let (name, url, external_url, group, active, draining, rewrite_next_uri, stats, max_queries) = r;
     let stats = match stats.as_deref() {
         None => None,
         Some(s) => Some(StatsSource::parse(s).ok_or_else(|| StoreError::Corrupt {
@@ -39,6 +40,7 @@ fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
         external_url,
         rewrite_next_uri,
         stats,
+        max_queries: max_queries.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
     })
 }
 
@@ -53,15 +55,16 @@ macro_rules! bind_backend {
             .bind($b.draining)
             .bind($b.rewrite_next_uri)
             .bind($b.stats.map(StatsSource::as_str))
+            .bind($b.max_queries.map(i64::from))
             .bind(now_ms())
             .bind($by)
     };
 }
 
-const INSERT: &str = "INSERT INTO backends (name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, updated_at, updated_by) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING";
+const INSERT: &str = "INSERT INTO backends (name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries, updated_at, updated_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (name) DO NOTHING";
 const UPDATE: &str = "UPDATE backends SET proxy_url = $2, external_url = $3, routing_group = $4, active = $5, draining = $6, \
-     rewrite_next_uri = $7, stats = $8, updated_at = $9, updated_by = $10 WHERE name = $1";
+     rewrite_next_uri = $7, stats = $8, max_queries = $9, updated_at = $10, updated_by = $11 WHERE name = $1";
 
 impl Store {
     /// Every backend, by name.
@@ -158,6 +161,7 @@ mod tests {
             external_url: None,
             rewrite_next_uri: false,
             stats: None,
+            max_queries: None,
         }
     }
 

@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "backends",
         include_str!("../migrations/0004_backends.sql"),
     ),
+    (5, "queue", include_str!("../migrations/0005_queue.sql")),
 ];
 
 /// The migrations for one dialect: the templates with `{{BYTES}}` as `BLOB` or `BYTEA`. The

@@ -16,6 +16,7 @@
 //! | [`modules`] | `filter_modules`: every accepted filter version, which one is active |
 //! | [`fleet`] | `filter_chain` and `filter_instances`: the chain order and what each instance runs |
 //! | [`history`] | reading `query_history`: filtered, newest first, keyset-paginated |
+//! | [`queue`] | `queue_entries`, `queue_slots`: the gateway's queue and the slots that count against `max_queries` |
 //! | [`l3`] | [`L3`]: the store as a cache tier — health, the write queue, the writer, pruning |
 //!
 //! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept;
@@ -30,6 +31,7 @@ pub mod fleet;
 pub mod history;
 pub mod l3;
 pub mod modules;
+pub mod queue;
 
 pub use db::Store;
 pub use entries::{HistoryRow, Write};

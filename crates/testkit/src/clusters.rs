@@ -30,6 +30,7 @@ pub fn backend(name: &str, group: &str, url: &str) -> BackendConfig {
         external_url: None,
         rewrite_next_uri: false,
         stats: Some(StatsSource::UiApi),
+        max_queries: None,
     }
 }
 

@@ -73,6 +73,7 @@ impl TgBackend {
             external_url,
             rewrite_next_uri: old.is_some_and(|o| o.rewrite_next_uri),
             stats: old.and_then(|o| o.stats),
+            max_queries: old.and_then(|o| o.max_queries),
         }
     }
 }
@@ -104,6 +105,7 @@ pub(crate) fn patch_of(b: BackendConfig) -> sluice_backends::BackendPatch {
         group: Some(b.group),
         external_url: Some(b.external_url),
         stats: None,
+        max_queries: None,
         rewrite_next_uri: None,
         active: Some(b.active),
     }
