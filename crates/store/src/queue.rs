@@ -404,6 +404,16 @@ impl Store {
         .map_err(Into::into)
     }
 
+    /// One entry.
+    pub async fn entry(&self, id: &str) -> Result<Option<Entry>, StoreError> {
+        let select = format!("SELECT {ENTRY_COLUMNS} FROM queue_entries WHERE id = $1");
+        let select = sqlx::AssertSqlSafe(select);
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(select)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?)
+    }
+
     /// The entry that became the cluster's query `query_id`, if one did.
     pub async fn entry_of_query(&self, query_id: &str) -> Result<Option<String>, StoreError> {
         const SQL: &str = "SELECT id FROM queue_entries WHERE query_id = $1";
