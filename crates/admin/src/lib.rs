@@ -23,6 +23,9 @@
 //! | `GET /api/v1/cache`, `/api/v1/status` | viewer | status |
 //! | `GET /api/v1/queries?user=&source=&backend=&group=&since=&until=&q=&limit=&cursor=` | viewer | query history, newest first, keyset-paginated |
 //! | `GET /api/v1/queries/{id}` | viewer | one query: where it ran, and its page in that cluster's UI |
+//! | `GET /api/v1/queue` | viewer | what waits in the queue, in admission order; slots held per backend; the queue settings |
+//! | `DELETE /api/v1/queue/{id}` | admin | cancel a waiting query |
+//! | `PUT /api/v1/queue/config` | admin | new `queue:` settings for this instance (JSON or YAML) |
 //! | `/`, `/console/…` | open, session | the web console and its login ([`console`]); a session cookie authorises the API as its token does, changes with a CSRF token |
 //!
 //! # Layout
@@ -37,6 +40,7 @@
 //! | [`trino_gateway`] | Trino Gateway's backend API, mapped onto the same changes |
 //! | [`status`] | probes, `/metrics`, and the read-only status endpoints |
 //! | [`history`] | the query history endpoints |
+//! | [`queue`] | `/api/v1/queue`: what waits, slots per backend, cancel, settings |
 //! | [`api`] | request and response bodies, shared with the CLI |
 #![forbid(unsafe_code)]
 use std::sync::atomic::AtomicBool;
@@ -58,6 +62,7 @@ pub mod backends;
 pub mod changes;
 pub mod console;
 pub mod history;
+pub mod queue;
 pub mod status;
 pub mod trino_gateway;
 
@@ -93,6 +98,8 @@ pub struct Admin {
     pub reload: Option<Arc<dyn Reload>>,
     /// The console's login sessions.
     pub sessions: Arc<sluice_console::Sessions>,
+    /// The gateway's queue.
+    pub queue: Option<Arc<sluice_queue::Queue>>,
 }
 
 impl Admin {
@@ -151,6 +158,10 @@ impl Admin {
                     format!("no admin endpoint {m} {path}"),
                 ),
             };
+        }
+        if path == "/api/v1/queue" || path.starts_with("/api/v1/queue/") {
+            let rest = path["/api/v1/queue".len()..].to_string();
+            return self.queue_endpoint(req, &rest).await;
         }
         if let Some(id) = path.strip_prefix("/api/v1/queries/") {
             return match req.method() {

@@ -40,6 +40,7 @@ use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::watch::WatchError;
 use sluice_filters::LoadChainError;
 use sluice_proxy::Proxy;
+use sluice_queue::Queue;
 use sluice_routing::{LeastLoaded, Router, Routing};
 use sluice_store::{StoreError, L3};
 use tokio::net::TcpListener;
@@ -245,6 +246,22 @@ impl Gateway {
         ));
         let request_metrics = sluice_proxy::metrics::RequestMetrics::default();
         request_metrics.register(&mut registry);
+        let queue = Arc::new(
+            Queue::new(
+                config.queue.clone(),
+                cluster.clone(),
+                l3.clone(),
+                Duration::from_millis((config.store.timeout_ms * 4).max(2000)),
+            )
+            .await?,
+        );
+        queue.metrics().register(&mut registry);
+        sluice_queue::sweep::start(
+            queue.clone(),
+            Duration::from_millis(config.proxy.response_timeout_ms + 5000),
+            &tasks,
+            stop.clone(),
+        );
         let proxy = Arc::new(
             Proxy::new(
                 routing.clone(),
@@ -252,7 +269,8 @@ impl Gateway {
                 config.proxy.clone(),
                 backend_tls.clone(),
             )
-            .counting_in(request_metrics),
+            .counting_in(request_metrics)
+            .with_queue(queue.clone()),
         );
         let tokens = Arc::new(sluice_admin::auth::Tokens::new(&config.admin.tokens));
         let health = Arc::new(ArcSwap::from_pointee(config.health.clone()));
@@ -264,6 +282,7 @@ impl Gateway {
             applied_slots: std::sync::Mutex::new(reload::slot_digests(&config.routing.chain)),
             last: std::sync::Mutex::new(None),
             routing,
+            queue: queue.clone(),
             tokens: tokens.clone(),
             health: health.clone(),
             backends: backends.clone(),
@@ -306,6 +325,7 @@ impl Gateway {
                 config.admin.console.session_secret.as_deref(),
                 Duration::from_secs(config.admin.console.session_ttl_seconds),
             )),
+            queue: Some(queue),
         });
 
         let poller = HealthPoller::following(cluster, health, backend_tls);

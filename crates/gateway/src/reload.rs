@@ -3,7 +3,7 @@
 //! self-tested — before anything is applied; a file that fails any check leaves the running
 //! configuration in place, and the failure shows in `/api/v1/status` and in the metrics.
 //!
-//! Applied at once: routing settings (default group, strict groups), admin tokens, health
+//! Applied at once: routing settings (default group, strict groups), the queue settings, admin tokens, health
 //! settings, the backends seed (see `sluice_backends`), the filter slots whose module or
 //! config changed in the file, and the listeners' certificate files (read again, as a renewal
 //! leaves them). Listeners, cache, store, proxy and sandbox settings need a restart:
@@ -35,6 +35,7 @@ pub struct Reloader {
     pub(crate) applied_slots: Mutex<HashMap<String, (String, String)>>,
     pub(crate) last: Mutex<Option<ReloadReport>>,
     pub(crate) routing: Arc<Routing>,
+    pub(crate) queue: Arc<sluice_queue::Queue>,
     pub(crate) tokens: Arc<Tokens>,
     pub(crate) health: Arc<ArcSwap<HealthConfig>>,
     pub(crate) backends: Arc<Backends>,
@@ -197,6 +198,10 @@ impl Reloader {
         if differs(&old.routing, &new.routing) {
             self.routing.set_config(new.routing.clone());
             applied.push("routing".to_string());
+        }
+        if differs(&old.queue, &new.queue) {
+            self.queue.set_config(new.queue.clone());
+            applied.push("queue".to_string());
         }
         if differs(&old.admin.tokens, &new.admin.tokens) {
             self.tokens.replace(&new.admin.tokens);

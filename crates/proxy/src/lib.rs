@@ -16,20 +16,21 @@
 //! | [`head`] | a relayed request's head written as bytes, with the same hygiene |
 //! | `stream` | passing a backend's answer on: streamed, or rewritten where it must be |
 //! | [`rewrite`] | `nextUri` rewriting for backends that ignore forwarded headers |
+//! | `queued` | queries waiting in Sluice: the QUEUED answer, held polls, admission, issued ids |
+//! | [`last_page`] | a tracked query's end seen as its last page passes |
 //! | [`error`] | [`GatewayError`]: each failure maps to one HTTP status and a Trino-style JSON body |
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{header, request, Request, Response, StatusCode};
+use http::{header, request, Request, Response};
 use hyper::body::Incoming;
 
 use sluice_cache::{QueryLocation, QueryLocator};
 use sluice_cluster::Backend;
 use sluice_config::ProxyConfig;
 use sluice_http::Body;
-use sluice_routing::{QueryRequest, Routing};
-use sluice_store::{now_ms, HistoryRow};
+use sluice_routing::Routing;
 
 pub mod classify;
 pub mod error;
@@ -37,8 +38,11 @@ pub mod forward;
 pub mod head;
 pub mod headers;
 pub mod kill_query;
+pub mod last_page;
 pub mod login_cookie;
 pub mod metrics;
+mod new_query;
+mod queued;
 pub mod query_id;
 pub mod rewrite;
 pub mod spooled;
@@ -48,11 +52,10 @@ mod stream;
 pub use error::GatewayError;
 
 use classify::{Paths, RequestKind};
-use forward::{ForwardError, Forwarder};
+use forward::Forwarder;
 use headers::Forwarded;
 use sluice_http::tls::Outbound;
 use sluice_telemetry::TARGET as TRACING;
-use stream::{collect, finish};
 use tracing::Instrument;
 
 /// Largest first response of a new query that is read to find the query id (Trino's first
@@ -70,6 +73,7 @@ pub struct Proxy {
     config: ProxyConfig,
     backend_tls: Option<Outbound>,
     metrics: metrics::RequestMetrics,
+    queue: Option<Arc<sluice_queue::Queue>>,
 }
 
 impl Proxy {
@@ -95,7 +99,14 @@ impl Proxy {
             config,
             backend_tls,
             metrics: metrics::RequestMetrics::default(),
+            queue: None,
         }
+    }
+
+    /// This proxy, holding queries in `queue` when their group has no room.
+    pub fn with_queue(mut self, queue: Arc<sluice_queue::Queue>) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// This proxy, counting its requests in `metrics`.
@@ -118,6 +129,7 @@ impl Proxy {
             config: self.config.clone(),
             backend_tls: self.backend_tls.clone(),
             metrics: self.metrics.clone(),
+            queue: self.queue.clone(),
         }
     }
 
@@ -180,7 +192,7 @@ impl Proxy {
             ))),
             // boxed: their futures are large, and a follow-up's should not carry their size
             RequestKind::NewQuery => Box::pin(self.new_query(parts, body, &forwarded)).await,
-            RequestKind::FollowUp(id) => self.follow_up(&id, parts, body, &forwarded).await,
+            RequestKind::FollowUp(id) => self.follow_up(&id, parts, Some(body), &forwarded).await,
             RequestKind::Spooled => Box::pin(self.spooled(parts, body, &forwarded)).await,
             RequestKind::Other => Box::pin(self.other(parts, body, &forwarded)).await,
         };
@@ -198,9 +210,15 @@ impl Proxy {
         &self,
         id: &str,
         parts: request::Parts,
-        body: Incoming,
+        body: Option<Incoming>,
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
+        if let Some(queue) = self.queue.as_ref() {
+            if sluice_queue::ids::is_issued(id) {
+                let body = body.ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?;
+                return Box::pin(self.queued_request(queue, id, parts, body, forwarded)).await;
+            }
+        }
         // L1 inline; the tiers below boxed, so that a follow-up's future stays small (hyper
         // moves it into place per request)
         let location = match self.locator.locate_in_l1(id) {
@@ -210,8 +228,24 @@ impl Proxy {
                 .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?,
         };
         let backend = self.owner(id, &location)?;
-        self.stream(&backend, parts, body, forwarded, Some(id))
-            .await
+        match self.queue.as_ref().filter(|q| q.tracks(&backend)) {
+            None => {
+                self.stream(&backend, parts, body, forwarded, Some(id))
+                    .await
+            }
+            Some(queue) => {
+                let method = parts.method.clone();
+                let cancel = method != http::Method::DELETE
+                    || !parts.uri.path().contains("/partialCancel/");
+                let resp = self
+                    .stream(&backend, parts, body, forwarded, Some(id))
+                    .await?;
+                Ok(match cancel {
+                    true => self.watch_end(queue, id, &method, resp),
+                    false => resp,
+                })
+            }
+        }
     }
 
     /// A request that belongs to no query: to the backend a login cookie names (login flows and
@@ -235,7 +269,9 @@ impl Proxy {
             Some(b) => b,
             None => self.routing.choose_for_other()?,
         };
-        let mut resp = self.stream(&backend, parts, body, forwarded, None).await?;
+        let mut resp = self
+            .stream(&backend, parts, Some(body), forwarded, None)
+            .await?;
         if starts {
             let secure = forwarded.proto == "https";
             if let Some(v) = self.login.set_cookie(backend.name(), secure) {
@@ -255,13 +291,14 @@ impl Proxy {
     ) -> Result<Response<Body>, GatewayError> {
         let (backend, id) = spooled::owner_params(parts.uri.query());
         if let Some(b) = backend.and_then(|name| self.routing.cluster().get(&name)) {
-            return self.stream(&b, parts, body, forwarded, None).await;
+            return self.stream(&b, parts, Some(body), forwarded, None).await;
         }
         if let Some(id) = id.filter(|id| query_id::is_query_id(id)) {
-            return self.follow_up(&id, parts, body, forwarded).await;
+            return self.follow_up(&id, parts, Some(body), forwarded).await;
         }
         let backend = self.routing.choose_for_other()?;
-        self.stream(&backend, parts, body, forwarded, None).await
+        self.stream(&backend, parts, Some(body), forwarded, None)
+            .await
     }
 
     fn owner(&self, id: &str, location: &QueryLocation) -> Result<Arc<Backend>, GatewayError> {
@@ -273,154 +310,6 @@ impl Proxy {
                 reason: format!("query {id} belongs to a backend that is no longer configured"),
             })
     }
-
-    /// `POST /v1/statement`: route, forward (retrying once elsewhere if the connection is
-    /// refused), read the query id from the answer and remember its owner.
-    async fn new_query(
-        &self,
-        parts: request::Parts,
-        body: Incoming,
-        forwarded: &Forwarded,
-    ) -> Result<Response<Body>, GatewayError> {
-        let statement = self.statements.read(body).await?;
-        let sql = statement.bytes.clone();
-
-        let mut request = QueryRequest::from_http(&parts.headers, &sql);
-        let session = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-        let kill = kill_query::target_query_id(
-            &sql,
-            session("x-trino-catalog"),
-            session("x-trino-schema"),
-        );
-        if let Some(target) = kill {
-            let location = self
-                .locator
-                .locate(&target)
-                .await
-                .ok_or_else(|| GatewayError::UnknownQuery(target.clone()))?;
-            let backend = self.owner(&target, &location)?;
-            tracing::info!(
-                query_id = target,
-                backend = backend.name(),
-                "kill_query routed to the query's owner"
-            );
-            let resp = self
-                .forwarder
-                .send_statement(&backend, &parts, &sql, forwarded)
-                .await
-                .map_err(ForwardError::into_gateway_error)?;
-            return self
-                .first_response(&backend, &location.group, resp, forwarded, &request)
-                .await;
-        }
-
-        if self.routing.wants_sql_objects() {
-            // the whole statement, not only the text routers get
-            request.extract_sql_objects_from(&String::from_utf8_lossy(&sql));
-        }
-        let mut excluded: Vec<String> = Vec::new();
-        loop {
-            let span = tracing::info_span!(
-                target: TRACING,
-                "sluice.route",
-                sluice.group = tracing::field::Empty,
-                sluice.backend = tracing::field::Empty,
-            );
-            let choice = self
-                .routing
-                .choose(&request, &excluded)
-                .instrument(span.clone())
-                .await?;
-            span.record("sluice.group", choice.group.as_str());
-            span.record("sluice.backend", choice.backend.name());
-            let sent = self
-                .forwarder
-                .send_statement(&choice.backend, &parts, &sql, forwarded)
-                .await;
-            match sent {
-                Ok(resp) => {
-                    return self
-                        .first_response(&choice.backend, &choice.group, resp, forwarded, &request)
-                        .await
-                }
-                Err(ForwardError::Connect(e)) if excluded.is_empty() => {
-                    tracing::warn!(backend = choice.backend.name(), error = %e, "backend refused a new query; retrying once on another backend");
-                    excluded.push(choice.backend.name().to_string());
-                }
-                Err(e) => return Err(e.into_gateway_error()),
-            }
-        }
-    }
-
-    /// Read the first answer of a new query, remember `id` → backend, pass it on.
-    async fn first_response(
-        &self,
-        backend: &Backend,
-        group: &str,
-        resp: Response<Body>,
-        forwarded: &Forwarded,
-        request: &QueryRequest,
-    ) -> Result<Response<Body>, GatewayError> {
-        let (parts, body) = resp.into_parts();
-        let mut bytes = collect(backend, body, MAX_FIRST_RESPONSE).await?;
-        let mut first_id = None;
-        if parts.status == StatusCode::OK {
-            match answer_id(&bytes) {
-                Ok(v) => match v.as_deref() {
-                    Some(id) if query_id::is_query_id(id) => {
-                        first_id = Some(id.to_string());
-                        let history = HistoryRow {
-                            query_id: id.to_string(),
-                            query_text: request.query_text.clone(),
-                            user: request.user.clone(),
-                            source: request.source.clone(),
-                            routing_group: group.to_string(),
-                            backend: backend.name().to_string(),
-                            external_url: backend.config.external_url.clone(),
-                            created_at_ms: now_ms(),
-                        };
-                        let location = QueryLocation {
-                            backend: Arc::from(backend.name()),
-                            group: Arc::from(group),
-                        };
-                        self.locator.remember_new(id, location, history).await;
-                        tracing::debug!(
-                            query_id = id,
-                            backend = backend.name(),
-                            group,
-                            "new query routed"
-                        );
-                    }
-                    _ => tracing::warn!(
-                        backend = backend.name(),
-                        "new-query answer has no valid query id"
-                    ),
-                },
-                Err(e) => {
-                    tracing::warn!(backend = backend.name(), error = %e, "new-query answer is not JSON")
-                }
-            }
-            if backend.config.rewrite_next_uri {
-                bytes = rewrite::rewrite_uris(&bytes, &forwarded.external_base());
-            }
-            if let Some(id) = first_id.as_deref() {
-                bytes =
-                    spooled::Rewriter::new(spooled::params(id, backend.name())).rewrite_all(bytes);
-            }
-        }
-        Ok(finish(parts, bytes))
-    }
-}
-
-/// The `id` of a new query's first answer, read without building the rest of the document (the
-/// other fields are skipped as they are parsed).
-fn answer_id(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
-    #[derive(serde::Deserialize)]
-    struct First<'a> {
-        #[serde(borrow, default)]
-        id: Option<std::borrow::Cow<'a, str>>,
-    }
-    serde_json::from_slice::<First>(bytes).map(|f| f.id.map(std::borrow::Cow::into_owned))
 }
 
 /// A compile-time guard: a request's future is `Send` (the listeners spawn it). A bound hidden
@@ -429,21 +318,4 @@ fn answer_id(bytes: &[u8]) -> Result<Option<String>, serde_json::Error> {
 fn handle_is_send(p: &'static Proxy, req: Request<Incoming>, a: SocketAddr) {
     fn is_send<T: Send>(_: T) {}
     is_send(p.handle(req, a, a));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::answer_id;
-
-    #[test]
-    fn a_first_answers_id_is_read_and_the_rest_skipped() {
-        let page = br#"{"data":[[1,{"id":"nested"}]],"id":"20240101_000000_00001_abcde","stats":{"state":"QUEUED"}}"#;
-        let id = answer_id(page).unwrap();
-        assert_eq!(id.as_deref(), Some("20240101_000000_00001_abcde"));
-        // an escaped id is unescaped, as a DOM would
-        let id = answer_id(br#"{"id":"2024\u005f1"}"#).unwrap();
-        assert_eq!(id.as_deref(), Some("2024_1"));
-        assert_eq!(answer_id(br#"{"error":{}}"#).unwrap(), None);
-        assert!(answer_id(b"[1]").is_err() && answer_id(b"<html>").is_err());
-    }
 }

@@ -15,13 +15,13 @@ use crate::headers::Forwarded;
 use crate::{rewrite, spooled, GatewayError, Proxy, MAX_FIRST_RESPONSE};
 
 impl Proxy {
-    /// Forward with the body streamed both ways (buffered only to rewrite `nextUri`); the
+    /// Forward with the body streamed both ways (`None`: a request Sluice makes, without one) (buffered only to rewrite `nextUri`); the
     /// segment URIs of answers for query `spool` are rewritten as they stream.
     pub(crate) async fn stream(
         &self,
         backend: &Backend,
         parts: request::Parts,
-        body: Incoming,
+        body: Option<Incoming>,
         forwarded: &Forwarded,
         spool: Option<&str>,
     ) -> Result<Response<Body>, GatewayError> {
@@ -55,7 +55,10 @@ impl Proxy {
         // hyper's client, boxed: its future is large, and a relayed request's should not carry
         // its size
         Box::pin(async move {
-            let body = body.map_err(Into::into).boxed();
+            let body = match body {
+                Some(b) => b.map_err(Into::into).boxed(),
+                None => sluice_http::empty_body(),
+            };
             let resp = self
                 .forwarder
                 .send(backend, &parts, body, forwarded)

@@ -54,6 +54,8 @@ pub struct Choice {
     pub backend: Arc<Backend>,
     /// The routing group the query ended up in.
     pub group: String,
+    /// Its priority in the gateway's queue, when a filter set one.
+    pub priority: Option<i32>,
 }
 
 /// Applies a router's route to the cluster.
@@ -129,6 +131,7 @@ impl Routing {
                 return Ok(Choice {
                     group: b.group().to_string(),
                     backend: b,
+                    priority: None,
                 });
             }
             Route::Group(g) => group = g,
@@ -143,7 +146,11 @@ impl Routing {
     fn native_pick(&self, group: String, exclude: &[String]) -> Result<Choice, RouteError> {
         if let Some(b) = least_loaded(&self.cluster, &group, exclude) {
             b.note_routed();
-            return Ok(Choice { backend: b, group });
+            return Ok(Choice {
+                backend: b,
+                group,
+                priority: None,
+            });
         }
         let config = self.config.load();
         let default = &config.default_group;
@@ -161,6 +168,7 @@ impl Routing {
                 Ok(Choice {
                     backend: b,
                     group: default.clone(),
+                    priority: None,
                 })
             }
             None => Err(RouteError::NoHealthyBackend(group)),

@@ -82,6 +82,11 @@ enum State {
 }
 
 impl State {
+    /// Counted as running on the cluster (queued or running).
+    fn active(self) -> bool {
+        matches!(self, State::Queued | State::Running)
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             State::Queued => "QUEUED",
@@ -119,6 +124,10 @@ struct Counters {
     unknown_segment_requests: AtomicU64,
     /// Segments downloaded.
     segments_downloaded: AtomicU64,
+    /// Queries queued or running now, and the most there ever were at once (what a gateway's
+    /// `max_queries` must keep under).
+    active: AtomicU64,
+    peak_active: AtomicU64,
     /// Requests of login flows and UI pages (`/oauth2/…`, `/ui/login`, `/ui/logout`, `/ui/*.html`),
     /// which health checks never send.
     login_requests: AtomicU64,

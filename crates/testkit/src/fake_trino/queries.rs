@@ -33,8 +33,8 @@ impl Fake {
 
         if let Some(target) = kill_query::target_query_id(sql.as_bytes(), session.0, session.1) {
             let owned = self.with_query(&target, |q| {
-                if matches!(q.state, State::Queued | State::Running) {
-                    q.state = State::Failed;
+                if q.state.active() {
+                    self.set_state(q, State::Failed);
                 }
             });
             if owned.is_none() {
@@ -87,6 +87,7 @@ impl Fake {
         };
         let sql_text = sql.clone();
         let mut queries = self.queries.lock().unwrap();
+        self.now_active(true);
         queries.insert(
             id.clone(),
             Query {
@@ -111,8 +112,10 @@ impl Fake {
                 };
                 if queries.get(&oldest).is_some_and(|q| q.polled) {
                     created.push_back(oldest);
-                } else {
-                    queries.remove(&oldest);
+                } else if let Some(q) = queries.remove(&oldest) {
+                    if q.state.active() {
+                        self.now_active(false);
+                    }
                 }
             }
         }
@@ -150,8 +153,9 @@ impl Fake {
             let next = if token < self.opts.queued_polls {
                 format!("{base}/v1/statement/queued/{id}/{}/{}", q.slug, token + 1)
             } else {
-                q.state = State::Running;
-                format!("{base}/v1/statement/executing/{id}/{}/0", q.slug)
+                let slug = q.slug.clone();
+                self.set_state(q, State::Running);
+                format!("{base}/v1/statement/executing/{id}/{slug}/0")
             };
             return json_resp(
                 StatusCode::OK,
@@ -161,11 +165,8 @@ impl Fake {
         if token >= q.pages {
             return text(StatusCode::GONE, "token expired");
         }
-        q.state = State::Running;
         let last = token + 1 == q.pages;
-        if last {
-            q.state = State::Finished;
-        }
+        self.set_state(q, if last { State::Finished } else { State::Running });
         let rows: Vec<Value> = (0..self.opts.rows_per_page)
             .map(|r| json!([(token * self.opts.rows_per_page + r) as i64, self.opts.name]))
             .collect();
@@ -195,6 +196,34 @@ impl Fake {
     }
 }
 impl Fake {
+    /// Move `q` to `to`, counting queries queued or running (a query whose last page is fetched
+    /// again runs again, as it did).
+    pub(super) fn set_state(&self, q: &mut Query, to: State) {
+        if matches!(q.state, State::Canceled | State::Failed) && to != q.state {
+            // a cancelled or killed query stays so
+            if to.active() || to == State::Finished {
+                return;
+            }
+        }
+        match (q.state.active(), to.active()) {
+            (false, true) => self.now_active(true),
+            (true, false) => self.now_active(false),
+            _ => {}
+        }
+        q.state = to;
+    }
+
+    /// One more (or one fewer) query queued or running.
+    pub(super) fn now_active(&self, more: bool) {
+        let c = &self.counters;
+        if more {
+            let n = c.active.fetch_add(1, Ordering::SeqCst) + 1;
+            c.peak_active.fetch_max(n, Ordering::SeqCst);
+        } else {
+            c.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     /// The spooling protocol's `data` for one page of `rows`: the first page inline, later
     /// ones as a spooled segment under an opaque token that names neither query nor cluster.
     fn segments_of(&self, base: &str, token: u32, rows: Vec<Value>) -> Value {

@@ -176,6 +176,7 @@ impl Fake {
                         "cancelled": self.counters.cancelled.load(Ordering::Relaxed),
                         "running": running,
                         "queued": queued,
+                        "peak_active": self.counters.peak_active.load(Ordering::SeqCst),
                         "last_forwarded": self.last_forwarded.lock().unwrap().clone(),
                         "last_traceparent": self.last_traceparent.lock().unwrap().clone(),
                     }),
@@ -234,8 +235,8 @@ impl Fake {
 
     fn cancel(&self, id: &str) -> Response<Body> {
         let found = self.with_query(id, |q| {
-            if matches!(q.state, State::Queued | State::Running) {
-                q.state = State::Canceled;
+            if q.state.active() {
+                self.set_state(q, State::Canceled);
             }
         });
         match found {
