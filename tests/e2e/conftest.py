@@ -100,8 +100,9 @@ class Gateway(Proc):
 
 def write_config(tmp_path, backends, **sections):
     lines = ["listen: 127.0.0.1:0", "admin: " + sections.pop("admin", "{ listen: 127.0.0.1:0 }"), "backends:"]
-    for name, group, url in backends:
-        lines.append(f"  - {{ name: {name}, url: '{url}', group: {group} }}")
+    for name, group, url, *extra in backends:
+        more = "".join(f", {e}" for e in extra)
+        lines.append(f"  - {{ name: {name}, url: '{url}', group: {group}{more} }}")
     sections.setdefault("health", "{ interval_ms: 200, timeout_ms: 300, stats: ui_api }")
     sections.setdefault("log", "{ level: warn }")
     sections.setdefault("store", f"{{ url: 'sqlite://{tmp_path}/sluice.db' }}")
@@ -222,7 +223,9 @@ def shared_fleet(procs, tmp_path, db_url, instances, pages, **sections):
     return gateways, fakes
 
 
-def haproxy(tmp_path, servers):
+def haproxy(tmp_path, servers, checks=False):
+    """A round-robin HAProxy in front of `servers`; with `checks`, it health-checks them every
+    100 ms and sends a request refused by a stopped one to another."""
     assert shutil.which("haproxy"), "haproxy is required (.ci/run installs it)"
     port = free_port()
     lines = [
@@ -233,7 +236,10 @@ def haproxy(tmp_path, servers):
         "frontend trino", f"  bind 127.0.0.1:{port}", "  default_backend sluice",
         "backend sluice", "  balance roundrobin",
     ]
-    lines += [f"  server s{i} {addr}" for i, addr in enumerate(servers)]
+    if checks:
+        lines += ["  option redispatch", "  retries 3", "  retry-on conn-failure"]
+    check = " check inter 100 fall 1 rise 2" if checks else ""
+    lines += [f"  server s{i} {addr}{check}" for i, addr in enumerate(servers)]
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text("\n".join(lines) + "\n")
     return Daemon(["haproxy", "-db", "-f", str(cfg)], port), port

@@ -433,7 +433,7 @@ mod tests {
             id: "i".into(), slug: "s".into(), seq: 1, priority: 0, routing_group: "g".into(),
             user_name: "alice".into(), source: None, query_text: String::new(), statement: Vec::new(),
             headers: kept, state: "admitted".into(), enqueued_ms: 0, deadline_ms: 0, last_poll_ms: 0,
-            admitted_ms: None, backend: None, query_id: None, next_uri: None, message: None,
+            admitted_ms: None, admitted_turn: None, backend: None, query_id: None, next_uri: None, message: None,
         };
         let mut poll = HeaderMap::new();
         poll.insert("authorization", "Bearer fresh".parse().unwrap());

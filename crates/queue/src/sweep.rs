@@ -1,6 +1,7 @@
 //! Housekeeping, on every instance (each step is one transaction, so several instances sweeping
 //! at once do each thing once): waits past their deadline end, waits whose client went away
-//! end, an admission whose instance stopped before it submitted waits again, slots whose end was
+//! end, an admission whose instance stopped before it recorded the submission fails (it is never
+//! sent twice), slots whose end was
 //! never seen are freed once a health check shows the cluster runs fewer queries, and the depth
 //! and slot gauges are refreshed.
 use std::sync::Arc;
@@ -18,8 +19,8 @@ const EVERY: Duration = Duration::from_secs(1);
 /// Ended entries are kept this long (their issued ids keep answering).
 const KEEP_ENDED_MS: i64 = 24 * 3600 * 1000;
 
-/// Sweep every second until `stop`; an admission not submitted within `stuck_after` is taken for
-/// lost (its instance stopped) and waits again.
+/// Sweep every second until `stop`; an admission not recorded as submitted within `stuck_after`
+/// is taken for lost (its instance stopped).
 pub fn start(queue: Arc<Queue>, stuck_after: Duration, tasks: &TaskTracker, stop: CancellationToken) {
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
@@ -43,7 +44,7 @@ impl Queue {
         let now = now_ms();
         let live_since = now - config.abandon_after_ms as i64;
         let stuck_before = now - stuck_after.as_millis() as i64;
-        let (timed_out, abandoned, requeued) = self
+        let (timed_out, abandoned, lost) = self
             .run(|s| async move {
                 s.sweep_queue(now, live_since, stuck_before, now - KEEP_ENDED_MS)
                     .await
@@ -60,10 +61,10 @@ impl Queue {
                     .inc_by(n);
             }
         }
-        if requeued > 0 {
+        if lost > 0 {
             tracing::warn!(
-                requeued,
-                "admitted queries were never submitted (their instance stopped?): waiting again"
+                lost,
+                "admitted queries were never recorded as submitted (their instance stopped?): failed, not sent again"
             );
         }
         let mut freed = 0;

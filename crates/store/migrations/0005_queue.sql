@@ -28,6 +28,7 @@ CREATE TABLE IF NOT EXISTS queue_entries (
     deadline_ms   BIGINT NOT NULL,
     last_poll_ms  BIGINT NOT NULL,
     admitted_ms   BIGINT,
+    admitted_turn BIGINT,
     backend       TEXT,
     query_id      TEXT,
     next_uri      TEXT,

@@ -92,6 +92,9 @@ pub struct Entry {
     pub last_poll_ms: i64,
     /// When it was admitted.
     pub admitted_ms: Option<i64>,
+    /// Its admission's turn: arrivals (`seq`) and admissions share one sequence, so this says
+    /// which entries waited while it was admitted.
+    pub admitted_turn: Option<i64>,
     /// The backend it was admitted to.
     pub backend: Option<String>,
     /// The cluster's query id once submitted.
@@ -103,7 +106,7 @@ pub struct Entry {
 }
 
 const ENTRY_COLUMNS: &str = "id, slug, seq, priority, routing_group, user_name, source, query_text, statement, headers, state, \
-     enqueued_ms, deadline_ms, last_poll_ms, admitted_ms, backend, query_id, next_uri, message";
+     enqueued_ms, deadline_ms, last_poll_ms, admitted_ms, admitted_turn, backend, query_id, next_uri, message";
 
 /// A waiting entry, as the admin API shows it.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
@@ -256,9 +259,10 @@ impl Store {
         const IN_GROUP: &str = "SELECT COUNT(*) FROM queue_slots WHERE routing_group = $1";
         const TAKE: &str = "INSERT INTO queue_slots (slot_id, backend, routing_group, user_name, query_id, taken_ms) \
              VALUES ($1, $2, $3, $4, NULL, $5)";
-        const ADMITTED: &str = "UPDATE queue_entries SET state = 'admitted', backend = $2, admitted_ms = $3 WHERE id = $1";
+        const ADMITTED: &str = "UPDATE queue_entries SET state = 'admitted', backend = $2, admitted_ms = $3, \
+             admitted_turn = $4 WHERE id = $1";
         write_tx!(self, |tx| {
-            sqlx::query(TURN).execute(&mut *tx).await?;
+            let (turn,): (i64,) = sqlx::query_as(TURN).fetch_one(&mut *tx).await?;
             if a.seq.is_some() {
                 let state: Option<(String,)> = sqlx::query_as(STATE)
                     .bind(a.slot_id)
@@ -336,6 +340,7 @@ impl Store {
                     .bind(a.slot_id)
                     .bind(&room.backend)
                     .bind(a.now_ms)
+                    .bind(turn)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -448,7 +453,7 @@ impl Store {
     /// place (`requeue`), or ended as `failed` with `message`.
     pub async fn unadmit(&self, id: &str, requeue: bool, message: &str) -> Result<(), StoreError> {
         const FREE: &str = "DELETE FROM queue_slots WHERE slot_id = $1";
-        const BACK: &str = "UPDATE queue_entries SET state = 'queued', backend = NULL, admitted_ms = NULL \
+        const BACK: &str = "UPDATE queue_entries SET state = 'queued', backend = NULL, admitted_ms = NULL, admitted_turn = NULL \
              WHERE id = $1 AND state = 'admitted' AND query_id IS NULL";
         const FAIL: &str = "UPDATE queue_entries SET state = 'failed', message = $2 \
              WHERE id = $1 AND state = 'admitted' AND query_id IS NULL";
@@ -468,9 +473,11 @@ impl Store {
     }
 
     /// Housekeeping: waiting entries past their deadline end `timed_out`, those not polled since
-    /// `live_since_ms` end `abandoned`, admitted ones never submitted by `stuck_before_ms` (the
-    /// instance admitting them stopped) wait again; ended entries older than `forget_before_ms`
-    /// are deleted. Returns (timed out, abandoned, requeued).
+    /// `live_since_ms` end `abandoned`, admitted ones never submitted by `stuck_before_ms` end
+    /// `failed` (the instance submitting them stopped: the cluster may or may not run them, so
+    /// they are not sent again, and their slot stays until a health check shows the cluster
+    /// does not run it); ended entries older than `forget_before_ms` are deleted. Returns
+    /// (timed out, abandoned, lost).
     pub async fn sweep_queue(
         &self,
         now_ms: i64,
@@ -482,10 +489,9 @@ impl Store {
              WHERE state = 'queued' AND deadline_ms <= $1";
         const ABANDONED: &str = "UPDATE queue_entries SET state = 'abandoned', message = 'the client stopped polling' \
              WHERE state = 'queued' AND last_poll_ms < $1";
-        const STUCK_SLOTS: &str = "DELETE FROM queue_slots WHERE query_id IS NULL AND slot_id IN \
-             (SELECT id FROM queue_entries WHERE state = 'admitted' AND query_id IS NULL AND admitted_ms < $1)";
-        const STUCK: &str = "UPDATE queue_entries SET state = 'queued', backend = NULL, admitted_ms = NULL \
+        const LOST: &str = "UPDATE queue_entries SET state = 'failed', message = $2 \
              WHERE state = 'admitted' AND query_id IS NULL AND admitted_ms < $1";
+        const LOST_WHY: &str = "the gateway instance admitting this query stopped while it submitted it: it may or may not have started on the cluster, so it is not sent again";
         const FORGET: &str = "DELETE FROM queue_entries WHERE state <> 'queued' AND enqueued_ms < $1";
         write_tx!(self, |tx| {
             sqlx::query(TURN).execute(&mut *tx).await?;
@@ -499,12 +505,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(STUCK_SLOTS)
+            let l = sqlx::query(LOST)
                 .bind(stuck_before_ms)
-                .execute(&mut *tx)
-                .await?;
-            let r = sqlx::query(STUCK)
-                .bind(stuck_before_ms)
+                .bind(LOST_WHY)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -512,7 +515,7 @@ impl Store {
                 .bind(forget_before_ms)
                 .execute(&mut *tx)
                 .await?;
-            (t, a, r)
+            (t, a, l)
         })
     }
 

@@ -169,7 +169,7 @@ async fn waiting_limits_refuse_new_entries() {
 }
 
 #[tokio::test]
-async fn sweeping_times_out_abandons_and_requeues_what_a_stopped_instance_admitted() {
+async fn sweeping_times_out_abandons_and_fails_what_a_stopped_instance_admitted() {
     let s = store().await;
     let r = rooms(1);
     let now = crate::now_ms();
@@ -185,12 +185,17 @@ async fn sweeping_times_out_abandons_and_requeues_what_a_stopped_instance_admitt
         s.admit(&ask("stuck", "u", Some(seq), &r, now)).await.unwrap(),
         Admission::Admitted("a".into())
     );
-    let (t, a, q) = s.sweep_queue(now, now - 10_000, now + 1, now - 1_000_000).await.unwrap();
-    assert_eq!((t, a, q), (1, 1, 1));
+    let admitted = s.entry("stuck").await.unwrap().unwrap();
+    assert!(admitted.admitted_turn.unwrap() > seq, "arrivals and admissions share one sequence");
+    let (t, a, l) = s.sweep_queue(now, now - 10_000, now + 1, now - 1_000_000).await.unwrap();
+    assert_eq!((t, a, l), (1, 1, 1));
     let e = s.poll_entry("stuck", now).await.unwrap().unwrap();
-    assert_eq!((e.state.as_str(), e.backend), ("queued", None));
-    assert!(s.slots().await.unwrap().is_empty(), "its slot is freed");
+    assert_eq!(e.state, "failed", "never sent twice");
+    assert!(e.message.unwrap().contains("stopped"));
+    // its slot stays: the cluster may be running it; reconciling decides
+    assert_eq!(s.slots().await.unwrap()[0].running, 1);
     assert_eq!(s.poll_entry("late", now).await.unwrap().unwrap().state, "timed_out");
+    assert_eq!(s.poll_entry("gone", now).await.unwrap().unwrap().state, "abandoned");
 }
 
 #[tokio::test]
