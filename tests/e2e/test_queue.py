@@ -151,3 +151,105 @@ def test_an_instance_killed_mid_run_loses_no_waiting_query(procs, tmp_path, flee
     rows = entries(db_name)
     assert not [r for r in rows if r["state"] == "queued"], "nothing is left waiting"
     assert_fifo_per_priority([r for r in rows if r["state"] != "failed"])
+
+
+def post(url, sql, user="alice", headers=None):
+    h = {"X-Trino-User": user, **(headers or {})}
+    return http_json("POST", url + "/v1/statement", body=sql, headers=h)
+
+
+def test_waiting_queries_time_out_cancel_and_are_killed_by_their_issued_id(procs, tmp_path):
+    fake = Fake("c1", "--pages", "2")
+    procs.append(fake)
+    cfg = write_config(
+        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 1")],
+        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
+        queue="{ timeout_ms: 1500, poll_wait_ms: 200, abandon_after_ms: 30000 }",
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+    # a query whose client never polls holds the only slot (the cluster runs it)
+    status, blocker = post(gw.url, "SELECT 'blocker'")
+    assert status == 200 and "_lq" not in blocker["id"], blocker
+
+    # a client's query waits, then fails with Trino's time-limit error
+    conn = trino.dbapi.connect(host=gw.host, port=gw.port, user="bob")
+    cur = conn.cursor()
+    try:
+        cur.execute("SELECT 1")
+        cur.fetchall()
+        raise AssertionError("the query ran although the cluster was full")
+    except trino.exceptions.TrinoQueryError as e:
+        assert e.error_name == "EXCEEDED_TIME_LIMIT" and "queue" in e.message, e
+
+    # a waiting query answers as Trino's do, keeps no credentials, and cancels
+    status, waiting = post(gw.url, "SELECT 'waits'", headers={"Authorization": "Basic c2VjcmV0LXBhc3M="})
+    issued, next_uri = waiting["id"], waiting["nextUri"]
+    assert status == 200 and "_lq" in issued and waiting["stats"]["state"] == "QUEUED"
+    assert next_uri.startswith(gw.url + "/v1/statement/queued/" + issued)
+    status, info = http_json("GET", f"{gw.url}/v1/query/{issued}")
+    assert status == 200 and info["state"] == "QUEUED" and info["user"] == "alice", info
+    listed = queue_view(gw)["waiting"]
+    assert [w["id"] for w in listed] == [issued]
+    import sqlite3
+    with sqlite3.connect(tmp_path / "sluice.db") as db:
+        stored = db.execute("SELECT headers FROM queue_entries WHERE id = ?", (issued,)).fetchone()[0]
+    assert "x-trino-user" in stored and "c2VjcmV0" not in stored and "authorization" not in stored, stored
+    # a bogus slug is a stranger's guess: not found
+    status, _ = http_json("GET", next_uri.replace("/y", "/ybogus", 1))
+    assert status == 404
+    status, _ = http_json("DELETE", next_uri)
+    assert status == 204
+    status, page = http_json("GET", next_uri)
+    assert page["error"]["errorName"] == "USER_CANCELED" and "nextUri" not in page, page
+    assert queue_view(gw)["waiting"] == []
+
+    # kill_query by the issued id cancels a waiting query (the CALL itself does not wait)
+    status, waiting = post(gw.url, "SELECT 'killed'")
+    issued = waiting["id"]
+    cur = conn.cursor()
+    cur.execute(f"CALL system.runtime.kill_query(query_id => '{issued}', message => 'no')")
+    cur.fetchall()
+    status, page = http_json("GET", waiting["nextUri"])
+    assert page["error"]["errorName"] == "USER_CANCELED", page
+
+    # once room frees up, the issued id leads to the cluster's query
+    status, waiting = post(gw.url, "SELECT 'admitted'")
+    issued = waiting["id"]
+    status, _ = http_json("DELETE", blocker["nextUri"])
+    assert status == 204
+    def admitted():
+        s, p = http_json("GET", waiting["nextUri"])
+        return s == 200 and "_lq" not in p["id"]
+    wait_until("the waiting query was never admitted", admitted)
+    status, page = http_json("GET", waiting["nextUri"])  # a poll again: the cluster's first page
+    real = page["id"]
+    assert status == 200 and "_lq" not in real and real.startswith("2026"), page
+    status, info = http_json("GET", f"{gw.url}/v1/query/{issued}")
+    assert status == 200 and info["queryId"] == real, info
+    assert fake.stats()["unknown_query_requests"] == 0
+
+
+def test_a_routing_filter_sets_the_priority_of_a_waiting_query(procs, tmp_path):
+    fake = Fake("c1", "--pages", "2")
+    procs.append(fake)
+    rules = ("{ rules: [ { name: urgent, when: { source: urgent }, group: adhoc, queue_priority: 50 } ] }")
+    cfg = write_config(
+        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 1")],
+        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
+        queue="{ poll_wait_ms: 100, priorities: [ { user: alice, priority: 5 } ] }",
+        routing=f"{{ chain: [ {{ slot: rules, module: 'builtin:routing-rules', config: {rules} }} ] }}",
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+    _, blocker = post(gw.url, "SELECT 'blocker'")
+    _, first = post(gw.url, "SELECT 'first'", user="alice")  # priority 5 by the YAML rule
+    _, urgent = post(gw.url, "SELECT 'urgent'", user="bob", headers={"X-Trino-Source": "urgent"})
+    waiting = queue_view(gw)["waiting"]
+    assert [(w["id"], w["priority"]) for w in waiting] == [(urgent["id"], 50), (first["id"], 5)], waiting
+    http_json("DELETE", blocker["nextUri"])
+    # the earlier arrival stays queued while the filter's urgent query is ahead of it
+    _, page = http_json("GET", first["nextUri"])
+    assert page["stats"]["state"] == "QUEUED" and "_lq" in page["id"], page
+    _, page = http_json("GET", urgent["nextUri"])
+    assert "_lq" not in page["id"], f"the urgent query is admitted first: {page}"

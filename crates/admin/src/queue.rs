@@ -17,7 +17,11 @@ const LISTED: i64 = 1000;
 
 impl Admin {
     /// Requests under `/api/v1/queue`.
-    pub(crate) async fn queue_endpoint(&self, req: Request<Incoming>, rest: &str) -> Response<Body> {
+    pub(crate) async fn queue_endpoint(
+        &self,
+        req: Request<Incoming>,
+        rest: &str,
+    ) -> Response<Body> {
         let Some(queue) = &self.queue else {
             return error(StatusCode::NOT_FOUND, "this gateway runs without a queue");
         };
@@ -31,12 +35,19 @@ impl Admin {
                 let who = auth::Tokens::who(req.headers());
                 let body = match Limited::new(req.into_body(), MAX_CONFIG).collect().await {
                     Ok(b) => b.to_bytes(),
-                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("could not read the body: {e}")),
+                    Err(e) => {
+                        return error(
+                            StatusCode::BAD_REQUEST,
+                            format!("could not read the body: {e}"),
+                        )
+                    }
                 };
                 // YAML is a superset of JSON: one parser for both
                 let config: QueueConfig = match serde_yaml::from_slice(&body) {
                     Ok(c) => c,
-                    Err(e) => return error(StatusCode::BAD_REQUEST, format!("queue settings: {e}")),
+                    Err(e) => {
+                        return error(StatusCode::BAD_REQUEST, format!("queue settings: {e}"))
+                    }
                 };
                 if let Err(e) = config.validate() {
                     return error(StatusCode::BAD_REQUEST, format!("queue.{e}"));
@@ -49,14 +60,21 @@ impl Admin {
                 match queue.cancel(id, "cancelled by an operator").await {
                     Ok(true) => {
                         let who = auth::Tokens::who(req.headers());
-                        tracing::info!(query_id = id, by = who, "waiting query cancelled through the admin API");
+                        tracing::info!(
+                            query_id = id,
+                            by = who,
+                            "waiting query cancelled through the admin API"
+                        );
                         reply(StatusCode::OK, &serde_json::json!({ "cancelled": id }))
                     }
                     Ok(false) => error(StatusCode::NOT_FOUND, format!("query {id} is not waiting")),
                     Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                 }
             }
-            (m, _) => error(StatusCode::NOT_FOUND, format!("no admin endpoint {m} /api/v1/queue/{rest}")),
+            (m, _) => error(
+                StatusCode::NOT_FOUND,
+                format!("no admin endpoint {m} /api/v1/queue/{rest}"),
+            ),
         }
     }
 }

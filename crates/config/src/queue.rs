@@ -203,7 +203,10 @@ mod tests {
         assert_eq!(q.priority_of(Some("ops"), None, &[], "adhoc"), 10);
         assert_eq!(q.priority_of(Some("x"), Some("airflow-2"), &[], "etl"), -5);
         assert_eq!(q.priority_of(Some("x"), Some("airflow-2"), &[], "adhoc"), 1);
-        assert_eq!(q.priority_of(None, None, &["a".into(), "urgent".into()], "g"), 7);
+        assert_eq!(
+            q.priority_of(None, None, &["a".into(), "urgent".into()], "g"),
+            7
+        );
         assert_eq!(q.priority_of(None, None, &[], "g"), 1);
     }
 
@@ -215,9 +218,17 @@ mod tests {
         assert_eq!(q.user_quota("alice").max_running, Some(2));
         assert_eq!(q.user_quota("bob").max_running, None);
         let bad: QueueConfig = serde_yaml::from_str("{ priorities: [ { priority: 3 } ] }").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("priorities[0]"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("priorities[0]"));
         let bad: QueueConfig =
             serde_yaml::from_str("{ poll_wait_ms: 1000, abandon_after_ms: 2000 }").unwrap();
-        assert!(bad.validate().unwrap_err().to_string().contains("abandon_after_ms"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("abandon_after_ms"));
     }
 }

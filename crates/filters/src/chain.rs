@@ -99,30 +99,38 @@ impl FilterChain {
                 sluice.slot = &*slot.slot,
                 sluice.group = group.as_str(),
             );
-            let decided = slot.route(req, &group).instrument(span).await;
+            let decided = slot
+                .route_and_prioritise(req, &group)
+                .instrument(span)
+                .await;
             let failure = match decided {
-                Ok(decision) => match decision.check(&self.cluster, ctx.exclude) {
-                    Ok(Route::Pass) => {
-                        count(&slot.stats.passed);
-                        continue;
+                Ok((decision, priority)) => {
+                    if let Some(p) = priority {
+                        ctx.priority.set(p);
                     }
-                    Ok(Route::Group(g)) => {
-                        count(&slot.stats.chose_group);
-                        group = g;
-                        continue;
+                    match decision.check(&self.cluster, ctx.exclude) {
+                        Ok(Route::Pass) => {
+                            count(&slot.stats.passed);
+                            continue;
+                        }
+                        Ok(Route::Group(g)) => {
+                            count(&slot.stats.chose_group);
+                            group = g;
+                            continue;
+                        }
+                        Ok(route) => {
+                            match route {
+                                Route::Reject { .. } => count(&slot.stats.rejected),
+                                _ => count(&slot.stats.chose_backend),
+                            };
+                            return route;
+                        }
+                        Err(invalid) => {
+                            slot.stats.invalid_decisions.fetch_add(1, Ordering::Relaxed);
+                            invalid.to_string()
+                        }
                     }
-                    Ok(route) => {
-                        match route {
-                            Route::Reject { .. } => count(&slot.stats.rejected),
-                            _ => count(&slot.stats.chose_backend),
-                        };
-                        return route;
-                    }
-                    Err(invalid) => {
-                        slot.stats.invalid_decisions.fetch_add(1, Ordering::Relaxed);
-                        invalid.to_string()
-                    }
-                },
+                }
                 // already counted by the slot (trap, timeout, out of memory)
                 Err(e) => e.to_string(),
             };

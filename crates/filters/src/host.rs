@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use sluice_cluster::{Cluster, Health};
 
-use crate::bindings::sluice::filter::{cache, cluster, log, types};
+use crate::bindings::sluice::filter::{cache, cluster, log, query, types};
 use crate::cache::Namespace;
 
 /// Per-instance state of one filter.
@@ -25,6 +25,8 @@ pub struct HostState {
     cache: Namespace,
     /// The user of the query being routed (for `user-queued-queries`); set per call.
     pub(super) user: Option<String>,
+    /// The queue priority the filter set during this call.
+    pub(super) priority: Option<i32>,
 }
 
 impl HostState {
@@ -63,6 +65,7 @@ impl HostState {
             cluster,
             cache,
             user: None,
+            priority: None,
         }
     }
 }
@@ -77,6 +80,12 @@ impl WasiView for HostState {
 }
 
 impl types::Host for HostState {}
+
+impl query::Host for HostState {
+    fn set_priority(&mut self, priority: i32) {
+        self.priority = Some(priority);
+    }
+}
 
 impl cache::Host for HostState {
     async fn get(&mut self, key: String) -> Option<Vec<u8>> {

@@ -217,6 +217,16 @@ impl LoadedFilter {
 
     /// Run `route` for one query in routing group `group`.
     pub async fn route(&self, req: &QueryRequest, group: &str) -> Result<Decision, FilterError> {
+        self.route_and_prioritise(req, group).await.map(|(d, _)| d)
+    }
+
+    /// Run `route` for one query in routing group `group`: the decision, and the queue
+    /// priority the filter set, if it did.
+    pub async fn route_and_prioritise(
+        &self,
+        req: &QueryRequest,
+        group: &str,
+    ) -> Result<(Decision, Option<i32>), FilterError> {
         self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let pooled = self.idle.lock().unwrap().pop();
         let mut inst = match pooled {
@@ -224,6 +234,7 @@ impl LoadedFilter {
             None => self.instantiate().await.inspect_err(|e| self.count(e))?,
         };
         inst.store.data_mut().user = req.user.clone();
+        inst.store.data_mut().priority = None;
         inst.store
             .set_epoch_deadline(ticks(self.limits.call_timeout));
         let wit_req = to_wit(req);
@@ -235,12 +246,13 @@ impl LoadedFilter {
         {
             Ok(decision) => {
                 inst.store.data_mut().user = None;
+                let priority = inst.store.data_mut().priority.take();
                 // pool_size 0: a fresh instance (and init) for every call
                 let mut idle = self.idle.lock().unwrap();
                 if idle.len() < self.limits.pool_size {
                     idle.push(inst);
                 }
-                Ok(from_wit(decision))
+                Ok((from_wit(decision), priority))
             }
             Err(e) => {
                 // the instance may be in any state after a trap: drop it

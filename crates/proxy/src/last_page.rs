@@ -133,8 +133,10 @@ mod tests {
         let page = r#"{"data":[[1]],"nextUri":"http://x/1"}"#;
         for cut in 1..page.len() {
             let (a, b) = page.split_at(cut);
-            let (a, b): (&'static str, &'static str) =
-                (Box::leak(a.to_string().into_boxed_str()), Box::leak(b.to_string().into_boxed_str()));
+            let (a, b): (&'static str, &'static str) = (
+                Box::leak(a.to_string().into_boxed_str()),
+                Box::leak(b.to_string().into_boxed_str()),
+            );
             assert!(!ends_last(&[a, b]).await, "cut at {cut}");
         }
         assert!(!ends_last(&["{\"next", "U", "ri\":1}"]).await);

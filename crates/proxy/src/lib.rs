@@ -42,8 +42,8 @@ pub mod last_page;
 pub mod login_cookie;
 pub mod metrics;
 mod new_query;
-mod queued;
 pub mod query_id;
+mod queued;
 pub mod rewrite;
 pub mod spooled;
 pub mod statement;
@@ -235,8 +235,8 @@ impl Proxy {
             }
             Some(queue) => {
                 let method = parts.method.clone();
-                let cancel = method != http::Method::DELETE
-                    || !parts.uri.path().contains("/partialCancel/");
+                let cancel =
+                    method != http::Method::DELETE || !parts.uri.path().contains("/partialCancel/");
                 let resp = self
                     .stream(&backend, parts, body, forwarded, Some(id))
                     .await?;

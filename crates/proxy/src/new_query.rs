@@ -72,9 +72,8 @@ impl Proxy {
                         Ok(resp) => return Ok(resp),
                         Err(real) => {
                             // it runs: kill the cluster's query it became
-                            sql = Bytes::from(
-                                String::from_utf8_lossy(&sql).replace(&target, &real),
-                            );
+                            sql =
+                                Bytes::from(String::from_utf8_lossy(&sql).replace(&target, &real));
                             target = real;
                         }
                     }
@@ -133,14 +132,27 @@ impl Proxy {
                     )
                 });
                 match queue.start(&backend, &choice.group, user, priority).await {
-                    Ok(Start::Go { backend: b, slot: s }) => (backend, slot) = (b, Some(s)),
+                    Ok(Start::Go {
+                        backend: b,
+                        slot: s,
+                    }) => (backend, slot) = (b, Some(s)),
                     Ok(Start::Wait) => {
                         return self
-                            .wait_in_queue(queue, &choice.group, priority, &parts, &sql, &request, forwarded)
+                            .wait_in_queue(
+                                queue,
+                                &choice.group,
+                                priority,
+                                &parts,
+                                &sql,
+                                &request,
+                                forwarded,
+                            )
                             .await
                     }
                     // the store is down: queries go through without a slot, as without limits
-                    Err(e) => tracing::warn!(error = %e, group = choice.group, "the queue cannot admit; the query goes through without a slot"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, group = choice.group, "the queue cannot admit; the query goes through without a slot")
+                    }
                 }
             }
             let sent = self
@@ -194,7 +206,9 @@ impl Proxy {
         if let Some(real) = entry.query_id {
             return Ok(Err(real));
         }
-        let _ = queue.cancel(target, "killed (system.runtime.kill_query)").await;
+        let _ = queue
+            .cancel(target, "killed (system.runtime.kill_query)")
+            .await;
         tracing::info!(query_id = target, "kill_query cancelled a waiting query");
         let id = sluice_queue::ids::issue();
         let done = sluice_queue::answer::kill_done(&forwarded.external_base(), &id);
@@ -278,7 +292,6 @@ pub(crate) fn answer_id(bytes: &[u8]) -> Result<First, serde_json::Error> {
         next_uri: f.next_uri.map(Cow::into_owned),
     })
 }
-
 
 #[cfg(test)]
 mod tests {

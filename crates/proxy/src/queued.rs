@@ -157,7 +157,12 @@ impl Proxy {
             })
             .await
             .map_err(queue_error)?;
-        tracing::debug!(query_id = id, group, priority, "new query waits in the queue");
+        tracing::debug!(
+            query_id = id,
+            group,
+            priority,
+            "new query waits in the queue"
+        );
         let base = forwarded.external_base();
         let uris = Uris {
             base: &base,
@@ -186,7 +191,9 @@ impl Proxy {
             Asked::Cancel { slug } => {
                 let entry = queue.entry(id, false).await.map_err(queue_error)?;
                 match entry {
-                    Some(e) if e.slug == slug => self.cancel_entry(queue, e, parts, forwarded).await,
+                    Some(e) if e.slug == slug => {
+                        self.cancel_entry(queue, e, parts, forwarded).await
+                    }
                     _ => Err(GatewayError::UnknownQuery(id.to_string())),
                 }
             }
@@ -228,9 +235,11 @@ impl Proxy {
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
         if let (Some(real), Some(backend)) = (&entry.query_id, &entry.backend) {
-            let backend = self.routing.cluster().get(backend).ok_or_else(|| {
-                GatewayError::UnknownQuery(real.clone())
-            })?;
+            let backend = self
+                .routing
+                .cluster()
+                .get(backend)
+                .ok_or_else(|| GatewayError::UnknownQuery(real.clone()))?;
             let (mut kill, ()) = http::Request::delete(format!("/v1/query/{real}"))
                 .body(())
                 .expect("a valid path")
@@ -356,7 +365,12 @@ impl Proxy {
                 if first.next_uri.is_none() {
                     queue.release(&real);
                 }
-                tracing::debug!(query_id = entry.id, cluster_query_id = real, backend = backend.name(), "a waiting query was admitted");
+                tracing::debug!(
+                    query_id = entry.id,
+                    cluster_query_id = real,
+                    backend = backend.name(),
+                    "a waiting query was admitted"
+                );
             }
             None => {
                 let message = format!("cluster answered {} to the submission", resp.status());
@@ -400,7 +414,11 @@ fn state_name(e: &Entry) -> &'static str {
 }
 
 /// The same request with the issued id replaced by the cluster's in its path and query.
-fn renamed(mut parts: request::Parts, id: &str, real: &str) -> Result<request::Parts, GatewayError> {
+fn renamed(
+    mut parts: request::Parts,
+    id: &str,
+    real: &str,
+) -> Result<request::Parts, GatewayError> {
     let target = parts
         .uri
         .path_and_query()
@@ -426,14 +444,33 @@ mod tests {
         h.insert("cookie", "s=secret".parse().unwrap());
         h.insert("x-trino-session", "a=1".parse().unwrap());
         let kept = kept_headers(&h);
-        assert!(!kept.contains("secret") && !kept.contains("c2VjcmV0"), "{kept}");
+        assert!(
+            !kept.contains("secret") && !kept.contains("c2VjcmV0"),
+            "{kept}"
+        );
         assert!(kept.contains("alice") && kept.contains("a=1"));
 
         let entry = Entry {
-            id: "i".into(), slug: "s".into(), seq: 1, priority: 0, routing_group: "g".into(),
-            user_name: "alice".into(), source: None, query_text: String::new(), statement: Vec::new(),
-            headers: kept, state: "admitted".into(), enqueued_ms: 0, deadline_ms: 0, last_poll_ms: 0,
-            admitted_ms: None, admitted_turn: None, backend: None, query_id: None, next_uri: None, message: None,
+            id: "i".into(),
+            slug: "s".into(),
+            seq: 1,
+            priority: 0,
+            routing_group: "g".into(),
+            user_name: "alice".into(),
+            source: None,
+            query_text: String::new(),
+            statement: Vec::new(),
+            headers: kept,
+            state: "admitted".into(),
+            enqueued_ms: 0,
+            deadline_ms: 0,
+            last_poll_ms: 0,
+            admitted_ms: None,
+            admitted_turn: None,
+            backend: None,
+            query_id: None,
+            next_uri: None,
+            message: None,
         };
         let mut poll = HeaderMap::new();
         poll.insert("authorization", "Bearer fresh".parse().unwrap());
@@ -450,8 +487,20 @@ mod tests {
     fn requests_naming_an_issued_id_are_told_apart() {
         let id = "20261206_000000_00001_lqabcdef";
         let poll = format!("/v1/statement/queued/{id}/yslug/4");
-        assert!(matches!(asked(&Method::GET, &poll, id), Asked::Poll { slug: "yslug", token: 4 }));
-        assert!(matches!(asked(&Method::DELETE, &poll, id), Asked::Cancel { slug: "yslug" }));
-        assert!(matches!(asked(&Method::GET, &format!("/v1/query/{id}"), id), Asked::Other));
+        assert!(matches!(
+            asked(&Method::GET, &poll, id),
+            Asked::Poll {
+                slug: "yslug",
+                token: 4
+            }
+        ));
+        assert!(matches!(
+            asked(&Method::DELETE, &poll, id),
+            Asked::Cancel { slug: "yslug" }
+        ));
+        assert!(matches!(
+            asked(&Method::GET, &format!("/v1/query/{id}"), id),
+            Asked::Other
+        ));
     }
 }

@@ -127,15 +127,25 @@ mod tests {
 
     #[test]
     fn queued_and_failed_answers_are_trino_documents() {
-        let uris = Uris { base: "http://gw:8080", id: "20261206_000000_00001_lqabcdef", slug: "y1" };
+        let uris = Uris {
+            base: "http://gw:8080",
+            id: "20261206_000000_00001_lqabcdef",
+            slug: "y1",
+        };
         let q = queued(&uris, 3, 1500);
-        assert_eq!(q["nextUri"], "http://gw:8080/v1/statement/queued/20261206_000000_00001_lqabcdef/y1/3");
+        assert_eq!(
+            q["nextUri"],
+            "http://gw:8080/v1/statement/queued/20261206_000000_00001_lqabcdef/y1/3"
+        );
         assert_eq!(q["stats"]["state"], "QUEUED");
         assert_eq!(q["stats"]["queuedTimeMillis"], 1500);
         let f = ended(&uris, Ending::TimedOut, "waited too long", 9);
         assert!(f.get("nextUri").is_none());
         assert_eq!(f["error"]["errorName"], "EXCEEDED_TIME_LIMIT");
         assert_eq!(f["stats"]["state"], "FAILED");
-        assert_eq!(Ending::of_state(Ending::Abandoned.state()), Ending::Abandoned);
+        assert_eq!(
+            Ending::of_state(Ending::Abandoned.state()),
+            Ending::Abandoned
+        );
     }
 }

@@ -28,7 +28,9 @@ pub fn issue() -> String {
 /// Whether `id` is one Sluice issued.
 pub fn is_issued(id: &str) -> bool {
     id.rsplit_once('_').is_some_and(|(head, last)| {
-        last.len() == 8 && last.starts_with(MARK) && head.bytes().filter(|b| *b == b'_').count() == 2
+        last.len() == 8
+            && last.starts_with(MARK)
+            && head.bytes().filter(|b| *b == b'_').count() == 2
     })
 }
 
@@ -72,7 +74,9 @@ mod tests {
         assert!(is_issued(&id), "{id}");
         let parts: Vec<&str> = id.split('_').collect();
         assert_eq!(parts.len(), 4);
-        assert!(parts[..3].iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())));
+        assert!(parts[..3]
+            .iter()
+            .all(|p| p.bytes().all(|b| b.is_ascii_digit())));
         assert_ne!(issue(), id);
         // a cluster's ids (Trino's, and the fake coordinator's five letters) are not ours
         assert!(!is_issued("20261206_120000_00001_abcde"));

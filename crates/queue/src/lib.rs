@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use sluice_cluster::{Backend, Cluster};
 use sluice_config::QueueConfig;
-use sluice_store::queue::{AdmitAsk, Admission, Entry, NewEntry, QueueFull, Room, WaitLimits};
+use sluice_store::queue::{Admission, AdmitAsk, Entry, NewEntry, QueueFull, Room, WaitLimits};
 use sluice_store::{now_ms, Store, StoreError, L3};
 use tokio::sync::Notify;
 
@@ -454,7 +454,10 @@ impl Queue {
 
     /// Free slot `slot` (a direct submission failed).
     pub async fn release_slot(&self, slot: &str) {
-        if let Err(e) = self.run(|s| async move { s.release_slot(slot).await }).await {
+        if let Err(e) = self
+            .run(|s| async move { s.release_slot(slot).await })
+            .await
+        {
             tracing::warn!(slot, error = %e, "could not free a slot; reconciling will");
         }
         self.room.notify_waiters();

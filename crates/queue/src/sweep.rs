@@ -21,7 +21,12 @@ const KEEP_ENDED_MS: i64 = 24 * 3600 * 1000;
 
 /// Sweep every second until `stop`; an admission not recorded as submitted within `stuck_after`
 /// is taken for lost (its instance stopped).
-pub fn start(queue: Arc<Queue>, stuck_after: Duration, tasks: &TaskTracker, stop: CancellationToken) {
+pub fn start(
+    queue: Arc<Queue>,
+    stuck_after: Duration,
+    tasks: &TaskTracker,
+    stop: CancellationToken,
+) {
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,7 +107,10 @@ impl Queue {
             .await?;
         for g in self.cluster.groups() {
             let n = depth.iter().find(|(d, _)| *d == g).map_or(0, |(_, n)| *n);
-            self.metrics.depth.get_or_create(&GroupLabel { group: g }).set(n);
+            self.metrics
+                .depth
+                .get_or_create(&GroupLabel { group: g })
+                .set(n);
         }
         for b in self.cluster.backends().iter() {
             let n = slots

@@ -26,7 +26,7 @@ pub mod sql;
 
 pub use decision::{Decision, InvalidDecision, Route};
 pub use request::{QueryRequest, MAX_QUERY_TEXT};
-pub use router::{least_loaded, BoxFuture, LeastLoaded, RouteContext, Router};
+pub use router::{least_loaded, BoxFuture, LeastLoaded, Priority, RouteContext, Router};
 
 /// Why a new query has no backend.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,28 +119,31 @@ impl Routing {
             );
             group = config.default_group.clone();
         }
+        let priority = Priority::default();
         let ctx = RouteContext {
             group: &group,
             cluster: &self.cluster,
             exclude,
+            priority: &priority,
         };
         let router = self.router.load_full();
-        match router.route(req, ctx).await {
+        let mut choice = match router.route(req, ctx).await {
             Route::Backend(b) => {
                 b.note_routed();
-                return Ok(Choice {
+                Choice {
                     group: b.group().to_string(),
                     backend: b,
                     priority: None,
-                });
+                }
             }
-            Route::Group(g) => group = g,
+            Route::Group(g) => self.native_pick(g, exclude)?,
             Route::Reject { status, message } => {
                 return Err(RouteError::Rejected { status, message })
             }
-            Route::Pass => {}
-        }
-        self.native_pick(group, exclude)
+            Route::Pass => self.native_pick(group, exclude)?,
+        };
+        choice.priority = priority.get();
+        Ok(choice)
     }
 
     fn native_pick(&self, group: String, exclude: &[String]) -> Result<Choice, RouteError> {

@@ -20,6 +20,32 @@ pub struct RouteContext<'a> {
     pub cluster: &'a Cluster,
     /// Backends not to choose (they refused this very query a moment ago).
     pub exclude: &'a [String],
+    /// The query's priority in the gateway's queue, if a router sets one.
+    pub priority: &'a Priority,
+}
+
+/// A query's queue priority as routers set it (unset until one does; the last setting wins).
+#[derive(Debug)]
+pub struct Priority(std::sync::atomic::AtomicI64);
+
+impl Default for Priority {
+    fn default() -> Self {
+        Self(std::sync::atomic::AtomicI64::new(i64::MIN))
+    }
+}
+
+impl Priority {
+    /// Set it.
+    pub fn set(&self, p: i32) {
+        self.0
+            .store(i64::from(p), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What was set, if anything.
+    pub fn get(&self) -> Option<i32> {
+        let v = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        i32::try_from(v).ok()
+    }
 }
 
 /// The routing seam: a checked decision for a new query.

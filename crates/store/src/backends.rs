@@ -23,7 +23,8 @@ type Row = (
 );
 
 fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
-    let (name, url, external_url, group, active, draining, rewrite_next_uri, stats, max_queries) = r;
+    let (name, url, external_url, group, active, draining, rewrite_next_uri, stats, max_queries) =
+        r;
     let stats = match stats.as_deref() {
         None => None,
         Some(s) => Some(StatsSource::parse(s).ok_or_else(|| StoreError::Corrupt {
@@ -40,7 +41,9 @@ fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
         external_url,
         rewrite_next_uri,
         stats,
-        max_queries: max_queries.and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0),
+        max_queries: max_queries
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0),
     })
 }
 

@@ -216,9 +216,8 @@ impl Store {
                 .bind(e.user)
                 .fetch_one(&mut *tx)
                 .await?;
-            let over = |n: Option<i64>, max: Option<u32>| {
-                max.filter(|m| n.unwrap_or(0) >= i64::from(*m))
-            };
+            let over =
+                |n: Option<i64>, max: Option<u32>| max.filter(|m| n.unwrap_or(0) >= i64::from(*m));
             if total as u64 >= limits.max_queued {
                 return Ok(Err(QueueFull::Total(limits.max_queued)));
             }
@@ -251,7 +250,8 @@ impl Store {
     /// it and no quota stops it. One transaction, in turn with every other instance's.
     pub async fn admit(&self, a: &AdmitAsk<'_>) -> Result<Admission, StoreError> {
         const STATE: &str = "SELECT state FROM queue_entries WHERE id = $1";
-        const AHEAD: &str = "SELECT user_name FROM queue_entries WHERE state = 'queued' AND routing_group = $1 \
+        const AHEAD: &str =
+            "SELECT user_name FROM queue_entries WHERE state = 'queued' AND routing_group = $1 \
              AND last_poll_ms >= $2 AND deadline_ms > $3 AND id <> $4 \
              AND (priority > $5 OR (priority = $5 AND seq < $6))";
         const BY_USER: &str = "SELECT user_name, COUNT(*) FROM queue_slots GROUP BY user_name";
@@ -259,7 +259,8 @@ impl Store {
         const IN_GROUP: &str = "SELECT COUNT(*) FROM queue_slots WHERE routing_group = $1";
         const TAKE: &str = "INSERT INTO queue_slots (slot_id, backend, routing_group, user_name, query_id, taken_ms) \
              VALUES ($1, $2, $3, $4, NULL, $5)";
-        const ADMITTED: &str = "UPDATE queue_entries SET state = 'admitted', backend = $2, admitted_ms = $3, \
+        const ADMITTED: &str =
+            "UPDATE queue_entries SET state = 'admitted', backend = $2, admitted_ms = $3, \
              admitted_turn = $4 WHERE id = $1";
         write_tx!(self, |tx| {
             let (turn,): (i64,) = sqlx::query_as(TURN).fetch_one(&mut *tx).await?;
@@ -275,12 +276,7 @@ impl Store {
                 }
             }
             let by_user: Counts = sqlx::query_as(BY_USER).fetch_all(&mut *tx).await?;
-            let running_of = |u: &str| {
-                by_user
-                    .iter()
-                    .find(|(n, _)| n == u)
-                    .map_or(0, |(_, c)| *c)
-            };
+            let running_of = |u: &str| by_user.iter().find(|(n, _)| n == u).map_or(0, |(_, c)| *c);
             let full = |u: &str| (a.user_max)(u).is_some_and(|m| running_of(u) >= i64::from(m));
             let ahead: Vec<(String,)> = sqlx::query_as(AHEAD)
                 .bind(a.group)
@@ -404,7 +400,10 @@ impl Store {
         let select = sqlx::AssertSqlSafe(select);
         with_pool!(self, |p| {
             sqlx::query(TOUCH).bind(id).bind(now_ms).execute(p).await?;
-            sqlx::query_as::<_, Entry>(select).bind(id).fetch_optional(p).await
+            sqlx::query_as::<_, Entry>(select)
+                .bind(id)
+                .fetch_optional(p)
+                .await
         })
         .map_err(Into::into)
     }
@@ -487,12 +486,14 @@ impl Store {
     ) -> Result<(u64, u64, u64), StoreError> {
         const TIMED_OUT: &str = "UPDATE queue_entries SET state = 'timed_out', message = 'waited longer than queue.timeout_ms' \
              WHERE state = 'queued' AND deadline_ms <= $1";
-        const ABANDONED: &str = "UPDATE queue_entries SET state = 'abandoned', message = 'the client stopped polling' \
+        const ABANDONED: &str =
+            "UPDATE queue_entries SET state = 'abandoned', message = 'the client stopped polling' \
              WHERE state = 'queued' AND last_poll_ms < $1";
         const LOST: &str = "UPDATE queue_entries SET state = 'failed', message = $2 \
              WHERE state = 'admitted' AND query_id IS NULL AND admitted_ms < $1";
         const LOST_WHY: &str = "the gateway instance admitting this query stopped while it submitted it: it may or may not have started on the cluster, so it is not sent again";
-        const FORGET: &str = "DELETE FROM queue_entries WHERE state <> 'queued' AND enqueued_ms < $1";
+        const FORGET: &str =
+            "DELETE FROM queue_entries WHERE state <> 'queued' AND enqueued_ms < $1";
         write_tx!(self, |tx| {
             sqlx::query(TURN).execute(&mut *tx).await?;
             let t = sqlx::query(TIMED_OUT)
@@ -529,7 +530,8 @@ impl Store {
         taken_before_ms: i64,
     ) -> Result<u64, StoreError> {
         const COUNT: &str = "SELECT COUNT(*) FROM queue_slots WHERE backend = $1";
-        const FREE: &str = "DELETE FROM queue_slots WHERE slot_id IN (SELECT slot_id FROM queue_slots \
+        const FREE: &str =
+            "DELETE FROM queue_slots WHERE slot_id IN (SELECT slot_id FROM queue_slots \
              WHERE backend = $1 AND taken_ms < $2 ORDER BY taken_ms LIMIT $3)";
         write_tx!(self, |tx| {
             sqlx::query(TURN).execute(&mut *tx).await?;
@@ -565,12 +567,15 @@ impl Store {
     /// Waiting entries per group.
     pub async fn depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str = "SELECT routing_group, COUNT(*) FROM queue_entries WHERE state = 'queued' GROUP BY routing_group";
-        Ok(with_pool!(self, |p| sqlx::query_as(SQL).fetch_all(p).await)?)
+        Ok(with_pool!(self, |p| sqlx::query_as(SQL)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Slots held per backend.
     pub async fn slots(&self) -> Result<Vec<SlotCount>, StoreError> {
-        const SQL: &str = "SELECT backend, COUNT(*) FROM queue_slots GROUP BY backend ORDER BY backend";
+        const SQL: &str =
+            "SELECT backend, COUNT(*) FROM queue_slots GROUP BY backend ORDER BY backend";
         let rows: Counts = with_pool!(self, |p| sqlx::query_as(SQL).fetch_all(p).await)?;
         Ok(rows
             .into_iter()

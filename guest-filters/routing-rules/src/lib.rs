@@ -16,6 +16,7 @@
 //!     - name: big-scans
 //!       when: { tables: [hive.sales.orders], query: "(?i)\\bgroup\\s+by\\b" }
 //!       group: heavy
+//!       queue_priority: -5          # optional: its priority should it wait in Sluice's queue
 //! ```
 //!
 //! Conditions: `user`, `source` (exact), `user_regex`, `source_regex`, `client_tags` (all listed
@@ -45,6 +46,8 @@ struct RawRule {
     #[serde(default)]
     when: RawWhen,
     group: String,
+    #[serde(default)]
+    queue_priority: Option<i32>,
 }
 
 #[derive(serde::Deserialize, Default)]
@@ -69,6 +72,7 @@ struct RawWhen {
 
 struct Rule {
     group: String,
+    queue_priority: Option<i32>,
     user: Option<String>,
     user_regex: Option<Regex>,
     source: Option<String>,
@@ -125,6 +129,7 @@ fn init(config: &str) -> Result<InitInfo, String> {
                 })
                 .collect::<Result<_, String>>()?,
             group: r.group,
+            queue_priority: r.queue_priority,
             user: w.user,
             source: w.source,
             client_tags: w.client_tags,
@@ -176,12 +181,17 @@ impl Rule {
     }
 }
 
-fn route(req: &QueryRequest, _ctx: &Ctx) -> Decision {
+fn route(req: &QueryRequest, ctx: &Ctx) -> Decision {
     let Some(rules) = RULES.get() else {
         return Decision::Pass;
     };
     match rules.rules.iter().find(|r| r.matches(req)) {
-        Some(rule) => Decision::UseGroup(rule.group.clone()),
+        Some(rule) => {
+            if let Some(p) = rule.queue_priority {
+                ctx.set_priority(p);
+            }
+            Decision::UseGroup(rule.group.clone())
+        }
         None => match &rules.default_group {
             Some(g) => Decision::UseGroup(g.clone()),
             None => Decision::Pass,

@@ -38,7 +38,7 @@ pub use bindings::sluice::filter::types::{
     Backend, Decision, Health, InitInfo, QueryRequest, Rejection,
 };
 
-use bindings::sluice::filter::{cache, cluster, log};
+use bindings::sluice::filter::{cache, cluster, log, query};
 
 /// What a filter can ask the gateway while it routes one query.
 pub struct Ctx {
@@ -115,6 +115,12 @@ impl Ctx {
     /// Write a line to the gateway's log.
     pub fn log(&self, level: Level, message: &str) {
         log::log(level, message)
+    }
+
+    /// The query's priority in the gateway's queue, should it wait (higher first; the last
+    /// filter of the chain to set it wins; otherwise `queue.priorities` decides).
+    pub fn set_priority(&self, priority: i32) {
+        query::set_priority(priority)
     }
 }
 

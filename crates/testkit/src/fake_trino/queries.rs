@@ -166,7 +166,14 @@ impl Fake {
             return text(StatusCode::GONE, "token expired");
         }
         let last = token + 1 == q.pages;
-        self.set_state(q, if last { State::Finished } else { State::Running });
+        self.set_state(
+            q,
+            if last {
+                State::Finished
+            } else {
+                State::Running
+            },
+        );
         let rows: Vec<Value> = (0..self.opts.rows_per_page)
             .map(|r| json!([(token * self.opts.rows_per_page + r) as i64, self.opts.name]))
             .collect();
