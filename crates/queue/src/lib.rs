@@ -209,30 +209,10 @@ impl Queue {
         rooms
     }
 
-    fn ask<'a>(
-        &self,
-        slot_id: &'a str,
-        group: &'a str,
-        user: &'a str,
-        priority: i64,
-        seq: Option<i64>,
-        rooms: &'a [Room],
-        config: &'a QueueConfig,
-        user_max: &'a (dyn Fn(&str) -> Option<u32> + Sync),
-    ) -> AdmitAsk<'a> {
+    /// Now, and the last poll a waiting query must have made to count as waiting.
+    fn clock(config: &QueueConfig) -> (i64, i64) {
         let now = now_ms();
-        AdmitAsk {
-            slot_id,
-            group,
-            user,
-            priority,
-            seq,
-            rooms,
-            group_max: config.group_quota(group).max_running,
-            user_max,
-            live_since_ms: now - config.abandon_after_ms as i64,
-            now_ms: now,
-        }
+        (now, now - config.abandon_after_ms as i64)
     }
 
     /// A new query routed to `preferred` in `group`: a slot there or on another backend of the
@@ -248,16 +228,19 @@ impl Queue {
         let rooms = self.rooms(group, Some(preferred.name()));
         let slot = ids::slot();
         let user_max = |u: &str| config.user_quota(u).max_running;
-        let ask = self.ask(
-            &slot,
+        let (now_ms, live_since_ms) = Self::clock(&config);
+        let ask = AdmitAsk {
+            slot_id: &slot,
             group,
             user,
-            i64::from(priority),
-            None,
-            &rooms,
-            &config,
-            &user_max,
-        );
+            priority: i64::from(priority),
+            seq: None,
+            rooms: &rooms,
+            group_max: config.group_quota(group).max_running,
+            user_max: &user_max,
+            live_since_ms,
+            now_ms,
+        };
         let admission = self.run(|s| async move { s.admit(&ask).await }).await?;
         Ok(match admission {
             Admission::Admitted(name) => match self.cluster.get(&name) {
@@ -390,21 +373,25 @@ impl Queue {
     ) -> Result<Option<Arc<Backend>>, QueueError> {
         let rooms = self.rooms(&entry.routing_group, None);
         let user_max = |u: &str| config.user_quota(u).max_running;
-        let ask = self.ask(
-            &entry.id,
-            &entry.routing_group,
-            &entry.user_name,
-            entry.priority,
-            Some(entry.seq),
-            &rooms,
-            config,
-            &user_max,
-        );
+        let (now_ms, live_since_ms) = Self::clock(config);
+        let ask = AdmitAsk {
+            slot_id: &entry.id,
+            group: &entry.routing_group,
+            user: &entry.user_name,
+            priority: entry.priority,
+            seq: Some(entry.seq),
+            rooms: &rooms,
+            group_max: config.group_quota(&entry.routing_group).max_running,
+            user_max: &user_max,
+            live_since_ms,
+            now_ms,
+        };
         let admission = self.run(|s| async move { s.admit(&ask).await }).await?;
         let Admission::Admitted(name) = admission else {
             return Ok(None);
         };
-        let waited = Duration::from_millis((now_ms() - entry.enqueued_ms).max(0) as u64);
+        let waited =
+            Duration::from_millis((sluice_store::now_ms() - entry.enqueued_ms).max(0) as u64);
         match self.cluster.get(&name) {
             Some(b) => {
                 self.admitted(&entry.routing_group, "queued", Some(waited));
