@@ -257,6 +257,43 @@ test("an admin uploads filter versions, rolls one back and activates it again", 
   await context.close();
 });
 
+test("the queue page shows waiting queries in order, and an admin cancels one", async () => {
+  const auth = { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" };
+  const limit = (name, max) => fetch(`${admin}/api/v1/backends/${name}`, { method: "PATCH", headers: auth, body: JSON.stringify({ max_queries: max }) });
+  // c2 was drained by an earlier test: both take queries again, one at a time
+  assert.equal((await fetch(`${admin}/api/v1/backends/c2/activate`, { method: "POST", headers: auth })).status, 200);
+  for (const name of ["c1", "c2"]) assert.equal((await limit(name, 1)).status, 200);
+  await until("the limits", async () => {
+    const q = await (await fetch(`${admin}/api/v1/queue`, { headers: auth })).json();
+    const b = await (await fetch(`${admin}/api/v1/backends/c2`, { headers: auth })).json();
+    return q.backends.every((b) => b.max_queries === 1) && b.state === "active" && b.status.health === "HEALTHY";
+  });
+  // two queries whose clients never poll hold both slots; the next two wait
+  const answers = [];
+  for (const user of ["dave", "erin", "frank", "grace"]) {
+    const resp = await fetch(`${proxy}/v1/statement`, { method: "POST", body: `SELECT 1 -- ${user}`, headers: { "X-Trino-User": user } });
+    answers.push(await resp.json());
+  }
+  const waiting = answers.filter((a) => a.stats.state === "QUEUED" && /_lq/.test(a.id));
+  assert.equal(waiting.length, 2, JSON.stringify(answers.map((a) => a.id)));
+  const { context, page, errors } = await loggedIn(ADMIN);
+  await page.getByRole("link", { name: "Queue" }).click();
+  await page.getByRole("heading", { name: "Waiting (2)" }).waitFor();
+  const rows = page.locator("tr[data-query]");
+  assert.deepEqual(await rows.evaluateAll((trs) => trs.map((tr) => tr.dataset.query)), waiting.map((a) => a.id));
+  await page.locator('tr[data-backend="c1"] td.running', { hasText: /^1$/ }).waitFor();
+  await shot(page, "queue");
+  page.once("dialog", (d) => d.accept());
+  await page.locator(`tr[data-query="${waiting[0].id}"]`).getByRole("button", { name: "Cancel" }).click();
+  await page.getByRole("heading", { name: "Waiting (1)" }).waitFor();
+  // its client reads Trino's cancellation on its next poll
+  const polled = await (await fetch(waiting[0].nextUri, { headers: { "X-Trino-User": "frank" } })).json();
+  assert.equal(polled.error.errorName, "USER_CANCELED");
+  assert.deepEqual(errors, []);
+  await context.close();
+  for (const name of ["c1", "c2"]) assert.equal((await limit(name, null)).status, 200);
+});
+
 test("a narrow screen gets one column, and logout ends the session", async () => {
   const { context, page } = await loggedIn(ADMIN, 390);
   await shot(page, "dashboard-narrow");

@@ -322,9 +322,39 @@ async function filters() {
     slots.length ? sections : h("p", { class: "muted" }, "No filter chain is configured."));
 }
 
+async function queue() {
+  const table = (cols, rows) => h("table", {}, h("thead", {}, h("tr", {}, cols.map((c) => h("th", { scope: "col" }, c)))), h("tbody", {}, rows));
+  const render = async () => {
+    const q = await api("GET", "/api/v1/queue");
+    const cancel = (id) => async () => {
+      if (!confirm(`Cancel waiting query ${id}?`)) return;
+      if (await change(`cancel ${id}`, "DELETE", `/api/v1/queue/${encodeURIComponent(id)}`)) render();
+    };
+    const now = Date.now();
+    const waiting = q.waiting.map((w, i) => h("tr", { "data-query": w.id },
+      h("td", {}, i + 1), h("td", {}, w.id), h("td", {}, w.group), h("td", {}, w.priority),
+      h("td", {}, w.user || "—"), h("td", {}, w.source || "—"),
+      h("td", {}, `${Math.max(0, Math.round((now - w.enqueued_ms) / 1000))} s`),
+      h("td", { class: "sql" }, w.query_text),
+      h("td", { class: "actions" }, canChange() ? h("button", { type: "button", class: "danger", onclick: cancel(w.id) }, "Cancel") : "—")));
+    const limits = q.backends.map((b) => h("tr", { "data-backend": b.backend },
+      h("td", {}, b.backend), h("td", {}, b.group), h("td", { class: "running" }, b.running),
+      h("td", {}, b.max_queries === null || b.max_queries === undefined ? "no limit" : b.max_queries)));
+    show(h("h1", {}, "Queue"),
+      h("p", { class: "muted" }, `Queries wait here when every backend of their group runs its max_queries; they are admitted by priority, then in order of arrival (timeout ${Math.round(q.config.timeout_ms / 1000)} s).`),
+      h("h2", {}, "Backends"),
+      table(["Backend", "Group", "Running (slots)", "max_queries"], limits),
+      h("h2", {}, `Waiting (${q.waiting.length})`),
+      q.waiting.length
+        ? table(["#", "Query", "Group", "Priority", "User", "Source", "Waited", "Text", ""], waiting)
+        : h("p", { class: "muted", id: "queue-empty" }, "Nothing waits."));
+  };
+  refreshEvery(2000, () => render().catch((e) => e.status !== 401 && toast(e.message, true)));
+}
+
 // --- routing ---------------------------------------------------------------------------------
 
-const pages = { "": dashboard, backends, history: () => history(), filters };
+const pages = { "": dashboard, backends, queue, history: () => history(), filters };
 
 async function route() {
   if (!state.role) return;
