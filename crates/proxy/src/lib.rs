@@ -234,13 +234,14 @@ impl Proxy {
                     .await
             }
             Some(queue) => {
+                // a partial cancel ends one stage, not the query
                 let method = parts.method.clone();
-                let cancel =
+                let watch =
                     method != http::Method::DELETE || !parts.uri.path().contains("/partialCancel/");
                 let resp = self
                     .stream(&backend, parts, body, forwarded, Some(id))
                     .await?;
-                Ok(match cancel {
+                Ok(match watch {
                     true => self.watch_end(queue, id, &method, resp),
                     false => resp,
                 })

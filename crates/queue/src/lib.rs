@@ -461,6 +461,8 @@ impl Queue {
             {
                 Ok(true) => queue.room.notify_waiters(),
                 Ok(false) => {}
+                // the store is down: every query's end would say so; its health log does, once
+                Err(QueueError::Store(StoreError::Down)) => {}
                 Err(e) => tracing::warn!(error = %e, "could not free a slot; reconciling will"),
             }
         });
