@@ -253,3 +253,38 @@ def test_a_routing_filter_sets_the_priority_of_a_waiting_query(procs, tmp_path):
     assert page["stats"]["state"] == "QUEUED" and "_lq" in page["id"], page
     _, page = http_json("GET", urgent["nextUri"])
     assert "_lq" not in page["id"], f"the urgent query is admitted first: {page}"
+
+
+def test_user_quotas_hold_up_only_their_user_and_change_at_runtime(procs, tmp_path):
+    fake = Fake("c1", "--pages", "2")
+    procs.append(fake)
+    cfg = write_config(
+        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 3")],
+        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
+        queue="{ poll_wait_ms: 100, users: { '*': { max_running: 1 } } }",
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+    _, first = post(gw.url, "SELECT 1", user="alice")
+    _, second = post(gw.url, "SELECT 2", user="alice")
+    assert "_lq" not in first["id"] and "_lq" in second["id"], "alice's second query waits for her quota"
+    # bob is not held up by alice's waiting query
+    _, bobs = post(gw.url, "SELECT 3", user="bob")
+    assert "_lq" not in bobs["id"], bobs
+    _, page = http_json("GET", second["nextUri"])
+    assert page["stats"]["state"] == "QUEUED"
+    # a quota raised through the admin API applies at once, on the next poll
+    status, applied = http_json("PUT", gw.admin + "/api/v1/queue/config",
+                                body="{ poll_wait_ms: 100, users: { '*': { max_running: 2 } } }",
+                                headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and applied["users"]["*"]["max_running"] == 2, applied
+    _, page = http_json("GET", second["nextUri"])
+    assert "_lq" not in page["id"], page
+    # broken settings are refused and change nothing
+    status, err = http_json("PUT", gw.admin + "/api/v1/queue/config", body="{ poll_wait_ms: 0 }",
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 400 and "poll_wait_ms" in err["error"], err
+    assert queue_view(gw)["config"]["users"]["*"]["max_running"] == 2
+    # a viewer's token (or none) changes nothing
+    status, _ = http_json("PUT", gw.admin + "/api/v1/queue/config", body="{}")
+    assert status == 401
