@@ -108,15 +108,76 @@ impl Paths {
         }
     }
 
+    /// What a follow-up request says of its query's end: a statement page may be its last (the
+    /// answer is watched), a cancel or kill ends it; anything else (the query's info, its UI
+    /// page, a partial cancel) says nothing.
+    pub fn query_end(&self, method: &Method, path: &str) -> QueryEnd {
+        let statement =
+            under(path, "/v1/statement") || self.statement.iter().any(|p| under(path, p));
+        if statement && !path.contains("/partialCancel/") {
+            return match *method {
+                Method::GET => QueryEnd::MaybeLastPage,
+                Method::DELETE => QueryEnd::Ends,
+                _ => QueryEnd::Nothing,
+            };
+        }
+        let kill = (*method == Method::DELETE && under(path, "/v1/query"))
+            || (*method == Method::PUT
+                && path.starts_with("/ui/api/query/")
+                && path.ends_with("/killed"));
+        match kill {
+            true => QueryEnd::Ends,
+            false => QueryEnd::Nothing,
+        }
+    }
+
     fn is_statement_root(&self, path: &str) -> bool {
         let path = path.trim_end_matches('/');
         path == "/v1/statement" || self.statement.iter().any(|p| p == path)
     }
 }
 
+/// What a follow-up says of its query's end ([`Paths::query_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryEnd {
+    /// Nothing.
+    Nothing,
+    /// A statement page: the query ended if it has no `nextUri`.
+    MaybeLastPage,
+    /// A cancel or a kill.
+    Ends,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_statement_pages_cancels_and_kills_speak_of_a_querys_end() {
+        let p = paths();
+        let page = format!("/v1/statement/executing/{ID}/y1/2");
+        assert_eq!(p.query_end(&Method::GET, &page), QueryEnd::MaybeLastPage);
+        assert_eq!(p.query_end(&Method::DELETE, &page), QueryEnd::Ends);
+        let partial = format!("/v1/statement/executing/partialCancel/{ID}/0/y1/2");
+        assert_eq!(p.query_end(&Method::DELETE, &partial), QueryEnd::Nothing);
+        // the query's info has no nextUri and says nothing of its end
+        assert_eq!(
+            p.query_end(&Method::GET, &format!("/v1/query/{ID}")),
+            QueryEnd::Nothing
+        );
+        assert_eq!(
+            p.query_end(&Method::DELETE, &format!("/v1/query/{ID}")),
+            QueryEnd::Ends
+        );
+        assert_eq!(
+            p.query_end(&Method::PUT, &format!("/ui/api/query/{ID}/killed")),
+            QueryEnd::Ends
+        );
+        assert_eq!(
+            p.query_end(&Method::GET, &format!("/ui/api/query/{ID}")),
+            QueryEnd::Nothing
+        );
+    }
 
     const ID: &str = "20240101_120000_00042_abcde";
 

@@ -51,7 +51,7 @@ mod stream;
 
 pub use error::GatewayError;
 
-use classify::{Paths, RequestKind};
+use classify::{Paths, QueryEnd, RequestKind};
 use forward::Forwarder;
 use headers::Forwarded;
 use sluice_http::tls::Outbound;
@@ -228,25 +228,21 @@ impl Proxy {
                 .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?,
         };
         let backend = self.owner(id, &location)?;
-        match self.queue.as_ref().filter(|q| q.tracks(&backend)) {
-            None => {
-                self.stream(&backend, parts, body, forwarded, Some(id))
-                    .await
+        let end = match self.queue.as_ref().filter(|q| q.tracks(&backend)) {
+            Some(q) => Some(q).zip(Some(self.paths.query_end(&parts.method, parts.uri.path()))),
+            None => None,
+        };
+        let resp = self
+            .stream(&backend, parts, body, forwarded, Some(id))
+            .await?;
+        Ok(match end {
+            Some((queue, QueryEnd::MaybeLastPage)) => queued::watch_last_page(queue, id, resp),
+            Some((queue, QueryEnd::Ends)) if resp.status().is_success() => {
+                queue.release(id);
+                resp
             }
-            Some(queue) => {
-                // a partial cancel ends one stage, not the query
-                let method = parts.method.clone();
-                let watch =
-                    method != http::Method::DELETE || !parts.uri.path().contains("/partialCancel/");
-                let resp = self
-                    .stream(&backend, parts, body, forwarded, Some(id))
-                    .await?;
-                Ok(match watch {
-                    true => self.watch_end(queue, id, &method, resp),
-                    false => resp,
-                })
-            }
-        }
+            _ => resp,
+        })
     }
 
     /// A request that belongs to no query: to the backend a login cookie names (login flows and

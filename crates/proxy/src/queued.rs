@@ -379,30 +379,22 @@ impl Proxy {
         }
         Ok(resp)
     }
+}
 
-    /// Watch a tracked query's answers for its end: a page without `nextUri`, or a cancel.
-    pub(crate) fn watch_end(
-        &self,
-        queue: &Arc<Queue>,
-        id: &str,
-        method: &Method,
-        resp: Response<Body>,
-    ) -> Response<Body> {
-        if *method == Method::DELETE {
-            queue.release(id);
-            return resp;
-        }
-        let json = crate::stream::is_json(resp.headers());
-        if resp.status() != StatusCode::OK || *method != Method::GET || !json {
-            return resp;
-        }
-        let (queue, id) = (queue.clone(), id.to_string());
-        resp.map(|body| {
-            http_body_util::BodyExt::boxed(last_page::Watched::new(body, move || {
-                queue.release(&id)
-            }))
-        })
+/// Watch a page of a tracked query: its end frees its slot when it has no `nextUri`.
+pub(crate) fn watch_last_page(
+    queue: &Arc<Queue>,
+    id: &str,
+    resp: Response<Body>,
+) -> Response<Body> {
+    let json = crate::stream::is_json(resp.headers());
+    if resp.status() != StatusCode::OK || !json {
+        return resp;
     }
+    let (queue, id) = (queue.clone(), id.to_string());
+    resp.map(|body| {
+        http_body_util::BodyExt::boxed(last_page::Watched::new(body, move || queue.release(&id)))
+    })
 }
 
 fn state_name(e: &Entry) -> &'static str {
