@@ -5,7 +5,8 @@
 //!
 //! | module | one job |
 //! | --- | --- |
-//! | [`classify`] | new query / follow-up / other / not served |
+//! | [`classify`] | new query / follow-up / other / not served; what a follow-up says of its query's end |
+//! | `new_query` | `POST /v1/statement`: routed, admitted or made to wait, sent, its first answer read |
 //! | [`query_id`] | the query id in every path form clients and the web UI use |
 //! | [`statement`] | reading a statement body: size, pause and memory-budget limits |
 //! | [`spooled`] | segment URIs name their query and backend; segment requests go there |

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Store;
 
 async fn store() -> Store {
     let s = Store::open("sqlite::memory:").unwrap();
