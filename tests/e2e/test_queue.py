@@ -153,21 +153,27 @@ def test_an_instance_killed_mid_run_loses_no_waiting_query(procs, tmp_path, flee
     assert_fifo_per_priority([r for r in rows if r["state"] != "failed"])
 
 
+def single(procs, tmp_path, max_queries, queue, **sections):
+    """One gateway on SQLite in front of one fake cluster with `max_queries`."""
+    fake = Fake("c1", "--pages", "2")
+    procs.append(fake)
+    cfg = write_config(
+        tmp_path, [("c1", "adhoc", fake.url, f"max_queries: {max_queries}")],
+        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
+        queue=queue, **sections,
+    )
+    gw = Gateway(cfg)
+    procs.append(gw)
+    return gw, fake
+
+
 def post(url, sql, user="alice", headers=None):
     h = {"X-Trino-User": user, **(headers or {})}
     return http_json("POST", url + "/v1/statement", body=sql, headers=h)
 
 
 def test_waiting_queries_time_out_cancel_and_are_killed_by_their_issued_id(procs, tmp_path):
-    fake = Fake("c1", "--pages", "2")
-    procs.append(fake)
-    cfg = write_config(
-        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 1")],
-        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
-        queue="{ timeout_ms: 1500, poll_wait_ms: 200, abandon_after_ms: 30000 }",
-    )
-    gw = Gateway(cfg)
-    procs.append(gw)
+    gw, fake = single(procs, tmp_path, 1, "{ timeout_ms: 1500, poll_wait_ms: 200, abandon_after_ms: 30000 }")
     # a query whose client never polls holds the only slot (the cluster runs it)
     status, blocker = post(gw.url, "SELECT 'blocker'")
     assert status == 200 and "_lq" not in blocker["id"], blocker
@@ -231,17 +237,9 @@ def test_waiting_queries_time_out_cancel_and_are_killed_by_their_issued_id(procs
 
 
 def test_a_routing_filter_sets_the_priority_of_a_waiting_query(procs, tmp_path):
-    fake = Fake("c1", "--pages", "2")
-    procs.append(fake)
     rules = ("{ rules: [ { name: urgent, when: { source: urgent }, group: adhoc, queue_priority: 50 } ] }")
-    cfg = write_config(
-        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 1")],
-        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
-        queue="{ poll_wait_ms: 100, priorities: [ { user: alice, priority: 5 } ] }",
-        routing=f"{{ chain: [ {{ slot: rules, module: 'builtin:routing-rules', config: {rules} }} ] }}",
-    )
-    gw = Gateway(cfg)
-    procs.append(gw)
+    gw, _ = single(procs, tmp_path, 1, "{ poll_wait_ms: 100, priorities: [ { user: alice, priority: 5 } ] }",
+                   routing=f"{{ chain: [ {{ slot: rules, module: 'builtin:routing-rules', config: {rules} }} ] }}")
     _, blocker = post(gw.url, "SELECT 'blocker'")
     _, first = post(gw.url, "SELECT 'first'", user="alice")  # priority 5 by the YAML rule
     _, urgent = post(gw.url, "SELECT 'urgent'", user="bob", headers={"X-Trino-Source": "urgent"})
@@ -263,15 +261,7 @@ def test_a_routing_filter_sets_the_priority_of_a_waiting_query(procs, tmp_path):
 
 
 def test_user_quotas_hold_up_only_their_user_and_change_at_runtime(procs, tmp_path):
-    fake = Fake("c1", "--pages", "2")
-    procs.append(fake)
-    cfg = write_config(
-        tmp_path, [("c1", "adhoc", fake.url, "max_queries: 3")],
-        admin=f"{{ listen: 127.0.0.1:0, tokens: [ {{ token: {TOKEN}, role: admin }} ] }}",
-        queue="{ poll_wait_ms: 100, users: { '*': { max_running: 1 } } }",
-    )
-    gw = Gateway(cfg)
-    procs.append(gw)
+    gw, _ = single(procs, tmp_path, 3, "{ poll_wait_ms: 100, users: { '*': { max_running: 1 } } }")
     _, first = post(gw.url, "SELECT 1", user="alice")
     _, second = post(gw.url, "SELECT 2", user="alice")
     assert "_lq" not in first["id"] and "_lq" in second["id"], "alice's second query waits for her quota"

@@ -124,7 +124,7 @@ impl Proxy {
             if let Some(queue) = self.queue.as_ref().filter(|q| q.applies(&choice.group)) {
                 let user = request.user.as_deref().unwrap_or("");
                 let priority = choice.priority.unwrap_or_else(|| {
-                    queue.priority_of(
+                    queue.config().priority_of(
                         request.user.as_deref(),
                         request.source.as_deref(),
                         &request.client_tags,

@@ -185,17 +185,6 @@ impl Queue {
         }
     }
 
-    /// The priority of a query, by the rules (a filter's choice goes before).
-    pub fn priority_of(
-        &self,
-        user: Option<&str>,
-        source: Option<&str>,
-        tags: &[String],
-        group: &str,
-    ) -> i32 {
-        self.config.load().priority_of(user, source, tags, group)
-    }
-
     /// The routable backends of `group`, `preferred` first, each with its limit.
     fn rooms(&self, group: &str, preferred: Option<&str>) -> Vec<Room> {
         let backends = self.cluster.backends();
