@@ -148,6 +148,14 @@ impl Gateway {
         for warning in sluice_filters::lint::routing_rule_warnings(&config) {
             tracing::warn!("{warning}");
         }
+        for b in config.backends.iter().filter(|b| b.max_queries.is_some()) {
+            if b.stats.unwrap_or(config.health.stats) == sluice_config::StatsSource::InfoOnly {
+                tracing::warn!(
+                    backend = b.name,
+                    "max_queries with stats: info_only: the cluster reports no counts, so a query whose end Sluice does not see (its client went away) keeps its slot; use stats: ui_api or metrics"
+                );
+            }
+        }
         let cluster = Arc::new(Cluster::new(&config.backends, config.health.stats));
         let mut registry = Registry::default();
         let cache_metrics = CacheMetrics::default();

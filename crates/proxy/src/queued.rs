@@ -40,10 +40,12 @@ fn asked<'a>(method: &Method, path: &'a str, id: &str) -> Asked<'a> {
     };
     match *method {
         Method::DELETE => Asked::Cancel { slug },
-        _ => Asked::Poll {
+        Method::GET => Asked::Poll {
             slug,
             token: token.parse().unwrap_or(0),
         },
+        // only a client's poll may admit a query
+        _ => Asked::Other,
     }
 }
 
@@ -291,5 +293,6 @@ mod tests {
             asked(&Method::GET, &format!("/v1/query/{id}"), id),
             Asked::Other
         ));
+        assert!(matches!(asked(&Method::POST, &poll, id), Asked::Other));
     }
 }
