@@ -118,6 +118,9 @@ pub struct BackendView {
     pub stats: String,
     /// Whether `nextUri` is rewritten in its answers.
     pub rewrite_next_uri: bool,
+    /// Queries Sluice runs on it at once at most (none: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_queries: Option<u32>,
     /// What its last poll found.
     pub status: BackendHealth,
 }

@@ -42,6 +42,7 @@ pub(crate) fn view(b: &Backend) -> BackendView {
         state: b.state().as_str().to_string(),
         stats: b.stats_source.as_str().to_string(),
         rewrite_next_uri: b.config.rewrite_next_uri,
+        max_queries: b.config.max_queries,
         status: BackendHealth {
             health,
             running_queries: s.running_queries,

@@ -82,10 +82,12 @@ pub async fn run(admin_url: &str, json_out: bool, command: BackendCommand) -> an
             inactive,
             stats,
             rewrite_next_uri,
+            max_queries,
         } => {
             let body = json!({
                 "name": name, "url": url, "group": group, "external_url": external_url,
                 "active": !inactive, "stats": stats, "rewrite_next_uri": rewrite_next_uri,
+                "max_queries": max_queries,
             });
             let answer = send(Method::POST, "/api/v1/backends".into(), Some(body)).await?;
             (answer, one())
@@ -97,8 +99,18 @@ pub async fn run(admin_url: &str, json_out: bool, command: BackendCommand) -> an
             external_url,
             stats,
             rewrite_next_uri,
+            max_queries,
         } => {
             let mut patch = Map::new();
+            if let Some(v) = max_queries {
+                let limit = match v.trim() {
+                    "" => Value::Null,
+                    n => n.parse::<u32>().map(Value::from).map_err(|_| {
+                        anyhow::anyhow!("--max-queries: '{n}' is not a number (\"\" for no limit)")
+                    })?,
+                };
+                patch.insert("max_queries".into(), limit);
+            }
             if let Some(v) = url {
                 patch.insert("url".into(), v.into());
             }
@@ -114,7 +126,7 @@ pub async fn run(admin_url: &str, json_out: bool, command: BackendCommand) -> an
             if let Some(v) = rewrite_next_uri {
                 patch.insert("rewrite_next_uri".into(), v.into());
             }
-            anyhow::ensure!(!patch.is_empty(), "nothing to update: give --url, --group, --external-url, --stats or --rewrite-next-uri");
+            anyhow::ensure!(!patch.is_empty(), "nothing to update: give --url, --group, --external-url, --stats, --rewrite-next-uri or --max-queries");
             let answer = send(Method::PATCH, path(&name), Some(Value::Object(patch))).await?;
             (answer, one())
         }

@@ -177,6 +177,9 @@ pub enum BackendCommand {
         /// Rewrite nextUri in its answers (coordinators that ignore X-Forwarded-*).
         #[arg(long)]
         rewrite_next_uri: bool,
+        /// Queries Sluice runs on it at once at most; beyond, queries wait in the queue.
+        #[arg(long)]
+        max_queries: Option<u32>,
     },
     /// Change some of a backend's settings.
     Update {
@@ -193,6 +196,9 @@ pub enum BackendCommand {
         stats: Option<String>,
         #[arg(long)]
         rewrite_next_uri: Option<bool>,
+        /// Queries Sluice runs on it at once at most; `""` for no limit.
+        #[arg(long)]
+        max_queries: Option<String>,
     },
     /// Remove a backend (refused while it runs queries, unless `--force`).
     Remove {
