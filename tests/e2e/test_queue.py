@@ -5,6 +5,7 @@ then the same with an instance killed mid-run."""
 import signal
 import subprocess
 import threading
+import time
 
 import trino
 
@@ -93,6 +94,7 @@ def test_two_clusters_of_two_three_instances_thirty_queries(procs, tmp_path, fle
     lb, port = haproxy(tmp_path, [f"{g.host}:{g.port}" for g in gateways])
     procs.append(lb)
     errors = []
+    started = time.time()
     results, threads, one = start_queries(port, errors)
     wait_until("the queue never filled", lambda: len(queue_view(gateways[0])["waiting"]) >= 10, limit=30)
     vips = [threading.Thread(target=one, args=(i,)) for i in range(24, 30)]
@@ -103,7 +105,7 @@ def test_two_clusters_of_two_three_instances_thirty_queries(procs, tmp_path, fle
     assert not errors, errors
     assert len([r for r in results.values() if r]) == 30
     peaks = {n: f.stats()["peak_active"] for n, f in fakes.items()}
-    print(f"\n30 queries, 2 clusters x max_queries 2, 3 instances: peaks {peaks}")
+    print(f"\n30 queries, 2 clusters x max_queries 2, 3 instances: {time.time() - started:.1f} s, peaks {peaks}")
     assert all(p <= 2 for p in peaks.values()), peaks
     assert all(p == 2 for p in peaks.values()), f"both clusters were used to their limit: {peaks}"
     rows = entries(db_name)
