@@ -27,7 +27,7 @@ class Demo(Proc):
 
 def test_write_your_own_filter_page_works_as_written(procs, tmp_path):
     text = (ROOT / "docs" / "write-a-filter.md").read_text()
-    section = text.split("## Nine commands", 1)[1].split("## Next", 1)[0]
+    section = text.split("## Nine commands", 1)[1].split("## In Python", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     assert len(blocks) == 9, "the page promises nine commands"
     demo = Demo()
@@ -46,3 +46,33 @@ def test_write_your_own_filter_page_works_as_written(procs, tmp_path):
     assert "'etl-1'" in out.stdout and "'adhoc-1'" not in out.stdout, out.stdout
     listing = out.stdout.split("SLOT", 1)[1].splitlines()
     assert listing[1].split()[:2] == ["etl-users", "1"], listing
+
+
+def run_section(procs, tmp_path, heading, commands):
+    """Run one language's section of write-a-filter.md against a fresh demo; its output."""
+    text = (ROOT / "docs" / "write-a-filter.md").read_text()
+    section = text.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+    assert len(blocks) == commands and len(blocks) <= 10, f"{heading}: {len(blocks)} commands"
+    demo = Demo()
+    procs.append(demo)
+    deadline = time.time() + 10
+    while http_json("GET", "http://127.0.0.1:8081/readyz")[0] != 200:
+        assert time.time() < deadline, "the demo never became ready"
+        time.sleep(0.05)
+    env = dict(os.environ, SLUICE_SRC=str(ROOT), SLUICE_ADMIN_TOKEN=TOKEN,
+               PATH=f"{Path(sluice_bin()).parent}:{os.environ['PATH']}")
+    script = "set -euo pipefail\n" + "\n".join(blocks)
+    out = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "'etl-1'" in out.stdout and "'adhoc-1'" not in out.stdout, out.stdout
+    listing = out.stdout.split("SLOT", 1)[1].splitlines()
+    assert listing[1].split()[:2] == ["etl-users", "1"], listing
+
+
+def test_the_python_section_works_as_written(procs, tmp_path):
+    run_section(procs, tmp_path, "In Python", 7)
+
+
+def test_the_javascript_section_works_as_written(procs, tmp_path):
+    run_section(procs, tmp_path, "In JavaScript", 7)
