@@ -30,6 +30,8 @@ def test_write_your_own_filter_page_works_as_written(procs, tmp_path):
     section = text.split("## Nine commands", 1)[1].split("## In Python", 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
     assert len(blocks) == 9, "the page promises nine commands"
+    code = text.split("cat > src/lib.rs <<'EOF_RS'\n", 1)[1].split("EOF_RS", 1)[0]
+    assert len(code.strip().splitlines()) <= 30, "the Rust filter fits in 30 lines"
     demo = Demo()
     procs.append(demo)
     deadline = time.time() + 10

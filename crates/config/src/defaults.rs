@@ -106,6 +106,7 @@ pub fn chain() -> Vec<SlotConfig> {
         slot: "query-count".into(),
         module: "builtin:query-count".into(),
         config: serde_yaml::Value::Null,
+        limits: Default::default(),
     }]
 }
 pub fn filter_timeout() -> u64 {

@@ -54,7 +54,7 @@ pub use invalid::Invalid;
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
 pub use queue::{PriorityRule, QueueConfig, Quota};
-pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig};
+pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig, SlotLimits};
 pub use store::StoreConfig;
 pub use telemetry::TracingConfig;
 pub use tls::{ClientTlsConfig, ServerTlsConfig};

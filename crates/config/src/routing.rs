@@ -38,6 +38,35 @@ pub struct SlotConfig {
     /// Configuration handed to the filter's `init`, as JSON.
     #[serde(default)]
     pub config: serde_yaml::Value,
+    /// Sandbox limits of this slot where they differ from `filters.*` (a filter in an
+    /// interpreted language may need more memory or time than a Rust one).
+    #[serde(default, skip_serializing_if = "SlotLimits::is_empty")]
+    pub limits: SlotLimits,
+}
+
+/// A slot's own sandbox limits; each one not given is `filters.*`'s.
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SlotLimits {
+    /// Time limit of one `route` call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Time limit of `init`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_timeout_ms: Option<u64>,
+    /// Linear memory an instance may grow to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_limit_mb: Option<u64>,
+    /// Initialised instances kept ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<usize>,
+}
+
+impl SlotLimits {
+    /// None given.
+    pub fn is_empty(&self) -> bool {
+        *self == SlotLimits::default()
+    }
 }
 
 /// What happens when a filter fails.
@@ -58,6 +87,16 @@ impl RoutingConfig {
         let mut slots = std::collections::BTreeSet::new();
         for (i, slot) in self.chain.iter().enumerate() {
             let at = |field: &str, msg: String| Invalid::new(format!("chain[{i}].{field}"), msg);
+            for (field, v) in [
+                ("limits.timeout_ms", slot.limits.timeout_ms),
+                ("limits.init_timeout_ms", slot.limits.init_timeout_ms),
+                ("limits.memory_limit_mb", slot.limits.memory_limit_mb),
+                ("limits.pool_size", slot.limits.pool_size.map(|n| n as u64)),
+            ] {
+                if v == Some(0) {
+                    return Err(at(field, "must be more than 0".into()));
+                }
+            }
             if !valid_slot_name(&slot.slot) {
                 return Err(at(
                     "slot",
@@ -91,4 +130,33 @@ pub fn valid_slot_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slot_gives_its_own_limits_and_zero_is_refused() {
+        let r: RoutingConfig = serde_yaml::from_str(
+            "{ chain: [ { slot: py, module: a.wasm, limits: { memory_limit_mb: 128, timeout_ms: 200 } } ] }",
+        )
+        .unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.chain[0].limits.memory_limit_mb, Some(128));
+        assert_eq!(r.chain[0].limits.pool_size, None);
+        let bad: RoutingConfig = serde_yaml::from_str(
+            "{ chain: [ { slot: py, module: a.wasm, limits: { pool_size: 0 } } ] }",
+        )
+        .unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("chain[0].limits.pool_size"));
+        let typo = serde_yaml::from_str::<RoutingConfig>(
+            "{ chain: [ { slot: py, module: a.wasm, limits: { memory_mb: 1 } } ] }",
+        );
+        assert!(typo.is_err(), "unknown limit names are refused");
+    }
 }

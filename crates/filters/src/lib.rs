@@ -97,6 +97,16 @@ pub async fn load_chain(
         cache: cache.clone(),
         limits: slot::Limits::from_config(&config.filters),
         disk_cache: engine::cache_dir(config.filters.cache_dir.as_deref()),
+        slot_limits: config
+            .routing
+            .chain
+            .iter()
+            .filter(|s| !s.limits.is_empty())
+            .map(|s| {
+                let base = slot::Limits::from_config(&config.filters);
+                (s.slot.clone(), base.with(&s.limits))
+            })
+            .collect(),
     };
     let mut slots = Vec::new();
     for s in &config.routing.chain {

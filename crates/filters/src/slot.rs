@@ -64,6 +64,19 @@ impl Limits {
             pool_size: c.pool_size,
         }
     }
+
+    /// These limits with a slot's own where it gives them.
+    pub fn with(&self, own: &sluice_config::SlotLimits) -> Self {
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        Self {
+            call_timeout: ms(own.timeout_ms, self.call_timeout),
+            init_timeout: ms(own.init_timeout_ms, self.init_timeout),
+            memory_bytes: own
+                .memory_limit_mb
+                .map_or(self.memory_bytes, |mb| (mb << 20) as usize),
+            pool_size: own.pool_size.unwrap_or(self.pool_size),
+        }
+    }
 }
 
 /// What loading a filter needs besides its bytes.
@@ -77,6 +90,18 @@ pub struct LoadContext {
     pub limits: Limits,
     /// On-disk compiled-module cache, if any.
     pub disk_cache: Option<std::path::PathBuf>,
+    /// Slots whose limits differ from `limits` (`routing.chain[].limits`).
+    pub slot_limits: std::collections::HashMap<String, Limits>,
+}
+
+impl LoadContext {
+    /// The limits of `slot`.
+    pub fn limits_for(&self, slot: &str) -> Limits {
+        self.slot_limits
+            .get(slot)
+            .cloned()
+            .unwrap_or_else(|| self.limits.clone())
+    }
 }
 
 /// A filter ready to route.
@@ -142,7 +167,7 @@ impl LoadedFilter {
             pre,
             cache: env.cache.namespace(slot),
             cluster: env.cluster.clone(),
-            limits: env.limits.clone(),
+            limits: env.limits_for(slot),
             idle: Mutex::new(Vec::new()),
             wants_sql_objects: AtomicBool::new(true),
             version: std::sync::atomic::AtomicI64::new(0),

@@ -82,6 +82,7 @@ async fn decisions() {
                     ..Limits::from_config(&FiltersConfig::default())
                 },
                 disk_cache: None,
+                slot_limits: Default::default(),
             };
             let f = LoadedFilter::load(
                 &env,
@@ -169,6 +170,7 @@ async fn decisions() {
             cache: Arc::new(FilterCache::default()),
             limits: Limits::from_config(&FiltersConfig::default()),
             disk_cache: None,
+            slot_limits: Default::default(),
         };
         let bytes = std::fs::read(sluice_testkit::HOSTILE_WASM).unwrap();
         let f = LoadedFilter::load(&env, "fine", "fine", &bytes, "\"fine\"".into())

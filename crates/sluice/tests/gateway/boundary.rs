@@ -166,6 +166,7 @@ async fn scripted_gateway(fakes: &[FakeTrino]) -> Gw {
         slot: "script".into(),
         module: sluice_testkit::HOSTILE_WASM.into(),
         config: serde_yaml::Value::String("script".into()),
+        limits: Default::default(),
     }];
     c.filters.timeout_ms = 5_000;
     Gw::start(c).await

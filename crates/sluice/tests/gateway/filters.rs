@@ -57,6 +57,7 @@ async fn load(c: &Arc<Cluster>, module: &str, config: Value) -> Result<Arc<Loade
         cache: Arc::new(FilterCache::default()),
         limits: Limits::from_config(&FiltersConfig::default()),
         disk_cache: None,
+        slot_limits: Default::default(),
     };
     let bytes = builtin::bytes(module).unwrap();
     LoadedFilter::load(
@@ -276,6 +277,7 @@ fn hostile(slot: &str, mode: &str) -> SlotConfig {
         slot: slot.into(),
         module: HOSTILE.into(),
         config: serde_yaml::Value::String(mode.into()),
+        limits: Default::default(),
     }
 }
 
@@ -284,6 +286,7 @@ pub fn builtin_slot(slot: &str, name: &str, config: &str) -> SlotConfig {
         slot: slot.into(),
         module: format!("builtin:{name}"),
         config: serde_yaml::from_str(config).unwrap(),
+        limits: Default::default(),
     }
 }
 
@@ -481,6 +484,7 @@ async fn bad_modules_are_refused_at_startup_naming_the_slot() {
             slot: "broken".into(),
             module,
             config: serde_yaml::to_value(&cfg).unwrap(),
+            limits: Default::default(),
         };
         let c = chain_config(
             &[("adhoc-1", "adhoc", &a.url())],
@@ -510,6 +514,7 @@ async fn init_that_never_returns_is_cut_off() {
             ..Limits::from_config(&FiltersConfig::default())
         },
         disk_cache: None,
+        slot_limits: Default::default(),
     };
     let bytes = std::fs::read(HOSTILE).unwrap();
     let err = LoadedFilter::load(&env, "slow", "hostile", &bytes, "\"spin-init\"".into())
@@ -529,6 +534,7 @@ async fn filters_share_one_cache_but_each_slot_sees_only_its_namespace() {
         cache: cache.clone(),
         limits: Limits::from_config(&FiltersConfig::default()),
         disk_cache: None,
+        slot_limits: Default::default(),
     };
     let bytes = builtin::bytes("query-count").unwrap();
     // a window far longer than the test, so no window boundary falls inside it
@@ -562,4 +568,33 @@ async fn filters_share_one_cache_but_each_slot_sees_only_its_namespace() {
     assert!(cache.contains_full_key(&key("one", "c2")));
     assert!(cache.contains_full_key(&key("two", "c1")));
     assert!(!cache.contains_full_key(&key("two", "c2")));
+}
+
+/// An interpreter needs more memory than a Rust filter: a slot's own limits give it that without
+/// raising every slot's.
+#[tokio::test]
+async fn a_slots_own_memory_limit_lets_a_filter_load_that_the_global_one_refuses() {
+    let a = sluice_testkit::cluster("adhoc-1").await;
+    let cluster = || [("adhoc-1", "adhoc", a.url())];
+    let fakes = cluster();
+    let fakes: Vec<(&str, &str, &str)> =
+        fakes.iter().map(|(n, g, u)| (*n, *g, u.as_str())).collect();
+    // keeps 24 MiB from init on: not in the global 16 MiB
+    let mut tight = chain_config(&fakes, vec![hostile("hoard", "hoard-init")]);
+    tight.filters.memory_limit_mb = 16;
+    let cache = Arc::new(FilterCache::default());
+    let c = Arc::new(Cluster::new(&tight.backends, StatsSource::InfoOnly));
+    let refused = sluice_filters::load_chain(&tight, c.clone(), &cache, None).await;
+    assert!(refused.is_err(), "24 MiB do not fit in 16");
+
+    let mut own = tight.clone();
+    own.routing.chain[0].limits.memory_limit_mb = Some(64);
+    sluice_filters::load_chain(&own, c, &cache, None)
+        .await
+        .expect("its own 64 MiB fit");
+    // and the gateway serves with it
+    let gw = Gw::start(own).await;
+    let (status, q) = gw.submit("SELECT 1", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{q}");
+    assert_eq!(filter_stats(&gw, "hoard").await["calls"], 1);
 }
