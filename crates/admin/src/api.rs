@@ -74,6 +74,9 @@ pub struct SlotCounters {
     pub invalid_decisions: u64,
     /// Instances created (and `init` run).
     pub instances_created: u64,
+    /// The most linear memory one instance grew to (bytes): what an instance costs.
+    #[serde(default)]
+    pub instance_memory_bytes: u64,
 }
 
 /// One routed query, from the history in L3 (`GET /api/v1/queries`, `GET /api/v1/queries/{id}`):

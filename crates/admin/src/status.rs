@@ -105,6 +105,7 @@ impl Admin {
                         out_of_memory: count(&f.stats.out_of_memory),
                         invalid_decisions: count(&f.stats.invalid_decisions),
                         instances_created: count(&f.stats.instances_created),
+                        instance_memory_bytes: count(&f.stats.instance_memory_bytes),
                     },
                 }
             })

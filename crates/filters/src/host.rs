@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -19,7 +19,7 @@ use crate::cache::Namespace;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub(super) limits: StoreLimits,
+    pub(super) limits: MemoryWatch,
     slot: Arc<str>,
     cluster: Arc<Cluster>,
     cache: Namespace,
@@ -60,13 +60,68 @@ impl HostState {
         Self {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limits: MemoryWatch {
+                limits,
+                linear_bytes: 0,
+            },
             slot,
             cluster,
             cache,
             user: None,
             priority: None,
         }
+    }
+}
+
+/// The store's limits, and how much linear memory its instance grew to (what an instance of the
+/// filter costs: an interpreter's heap, a Rust filter's few pages).
+pub struct MemoryWatch {
+    limits: StoreLimits,
+    /// Linear memory the instance's memories were allowed to grow to, together.
+    pub(super) linear_bytes: usize,
+}
+
+impl ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.linear_bytes += desired - current;
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
     }
 }
 

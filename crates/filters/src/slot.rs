@@ -33,6 +33,8 @@ pub struct SlotStats {
     pub out_of_memory: AtomicU64,
     pub invalid_decisions: AtomicU64,
     pub instances_created: AtomicU64,
+    /// The most linear memory one instance grew to (bytes).
+    pub instance_memory_bytes: AtomicU64,
     /// Decisions that named a backend.
     pub chose_backend: AtomicU64,
     /// Decisions that narrowed the query to a routing group.
@@ -237,7 +239,16 @@ impl LoadedFilter {
             }
         }
         self.stats.instances_created.fetch_add(1, Ordering::Relaxed);
+        self.note_memory(&store);
         Ok(Instance { store, router })
+    }
+
+    /// Keep the most linear memory an instance of this slot has grown to.
+    fn note_memory(&self, store: &Store<HostState>) {
+        let bytes = store.data().limits.linear_bytes as u64;
+        self.stats
+            .instance_memory_bytes
+            .fetch_max(bytes, Ordering::Relaxed);
     }
 
     /// Run `route` for one query in routing group `group`.
@@ -272,6 +283,7 @@ impl LoadedFilter {
             Ok(decision) => {
                 inst.store.data_mut().user = None;
                 let priority = inst.store.data_mut().priority.take();
+                self.note_memory(&inst.store);
                 // pool_size 0: a fresh instance (and init) for every call
                 let mut idle = self.idle.lock().unwrap();
                 if idle.len() < self.limits.pool_size {

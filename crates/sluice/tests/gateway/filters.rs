@@ -596,5 +596,9 @@ async fn a_slots_own_memory_limit_lets_a_filter_load_that_the_global_one_refuses
     let gw = Gw::start(own).await;
     let (status, q) = gw.submit("SELECT 1", &[]).await;
     assert_eq!(status, StatusCode::OK, "{q}");
-    assert_eq!(filter_stats(&gw, "hoard").await["calls"], 1);
+    let stats = filter_stats(&gw, "hoard").await;
+    assert_eq!(stats["calls"], 1);
+    // what an instance costs is reported: the 24 MiB it keeps, and its stack and heap besides
+    let bytes = stats["instance_memory_bytes"].as_u64().unwrap();
+    assert!((24 << 20..64 << 20).contains(&bytes), "{stats}");
 }
