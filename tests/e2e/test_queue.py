@@ -235,6 +235,13 @@ def test_waiting_queries_time_out_cancel_and_are_killed_by_their_issued_id(procs
     assert status == 200 and "_lq" not in real and real.startswith("2026"), page
     status, info = http_json("GET", f"{gw.url}/v1/query/{issued}")
     assert status == 200 and info["queryId"] == real, info
+    # a cancel of the issued nextUri kills the cluster's query and frees its slot
+    assert queue_view(gw)["backends"][0]["running"] == 1
+    cancelled = fake.stats()["cancelled"]
+    status, _ = http_json("DELETE", waiting["nextUri"])
+    assert status == 204 and fake.stats()["cancelled"] == cancelled + 1
+    # (well before reconciling could: its grace is 5 s)
+    wait_until("the slot was never freed", lambda: queue_view(gw)["backends"][0]["running"] == 0, limit=2)
     assert fake.stats()["unknown_query_requests"] == 0
 
 

@@ -229,10 +229,11 @@ impl Proxy {
                 .ok_or_else(|| GatewayError::UnknownQuery(id.to_string()))?,
         };
         let backend = self.owner(id, &location)?;
-        let end = match self.queue.as_ref().filter(|q| q.tracks(&backend)) {
-            Some(q) => Some(q).zip(Some(self.paths.query_end(&parts.method, parts.uri.path()))),
-            None => None,
-        };
+        let end = self
+            .queue
+            .as_ref()
+            .filter(|q| q.tracks(&backend))
+            .map(|q| (q, self.paths.query_end(&parts.method, parts.uri.path())));
         let resp = self
             .stream(&backend, parts, body, forwarded, Some(id))
             .await?;

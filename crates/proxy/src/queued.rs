@@ -116,7 +116,6 @@ impl Proxy {
         body: Incoming,
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
-        let base = forwarded.external_base();
         match asked(&parts.method, parts.uri.path(), id) {
             Asked::Poll { slug, token } => {
                 let slug = slug.to_string();
@@ -146,6 +145,7 @@ impl Proxy {
                 if parts.method == Method::DELETE {
                     return self.cancel_entry(queue, entry, parts, forwarded).await;
                 }
+                let base = forwarded.external_base();
                 let uris = Uris {
                     base: &base,
                     id,
@@ -169,20 +169,14 @@ impl Proxy {
         parts: request::Parts,
         forwarded: &Forwarded,
     ) -> Result<Response<Body>, GatewayError> {
-        if let (Some(real), Some(backend)) = (&entry.query_id, &entry.backend) {
-            let backend = self
-                .routing
-                .cluster()
-                .get(backend)
-                .ok_or_else(|| GatewayError::UnknownQuery(real.clone()))?;
+        if let Some(real) = &entry.query_id {
+            // a kill of the cluster's query, as any client's: the follow-up path frees its slot
             let (mut kill, ()) = http::Request::delete(format!("/v1/query/{real}"))
                 .body(())
                 .expect("a valid path")
                 .into_parts();
             kill.headers = parts.headers;
-            let resp = self.stream(&backend, kill, None, forwarded, None).await?;
-            queue.release(real);
-            return Ok(resp);
+            return self.follow_up(real, kill, None, forwarded).await;
         }
         queue
             .cancel(&entry.id, "cancelled by the client while waiting")

@@ -10,11 +10,7 @@ const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
 /// A fresh id, unique with overwhelming odds (random digits and six random characters, within
 /// the second).
 pub fn issue() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (date, time) = civil(now);
+    let (date, time) = stamp(std::time::SystemTime::now());
     let mut rng = rand::rng();
     let tail: String = (0..6)
         .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
@@ -44,24 +40,12 @@ pub fn slot() -> String {
     format!("direct-{:016x}", rand::rng().random::<u64>())
 }
 
-/// `YYYYMMDD` and `HHMMSS` (UTC) of `secs` since the epoch.
-fn civil(secs: u64) -> (String, String) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        format!("{y:04}{m:02}{d:02}"),
-        format!("{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60),
-    )
+/// `YYYYMMDD` and `HHMMSS` (UTC) of `at`, as Trino writes them in its ids.
+fn stamp(at: std::time::SystemTime) -> (String, String) {
+    // `2026-12-06T01:44:05Z`
+    let text = humantime::format_rfc3339_seconds(at).to_string();
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    (digits(&text[..10]), digits(&text[11..19]))
 }
 
 #[cfg(test)]
@@ -85,9 +69,13 @@ mod tests {
     }
 
     #[test]
-    fn dates_are_civil() {
-        assert_eq!(civil(0), ("19700101".into(), "000000".into()));
-        assert_eq!(civil(1_796_516_645), ("20261206".into(), "002405".into()));
-        assert_eq!(civil(951_782_400), ("20000229".into(), "000000".into()));
+    fn dates_are_trinos() {
+        let at = |secs| std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        assert_eq!(stamp(at(0)), ("19700101".into(), "000000".into()));
+        assert_eq!(
+            stamp(at(1_796_516_645)),
+            ("20261206".into(), "002405".into())
+        );
+        assert_eq!(stamp(at(951_782_400)), ("20000229".into(), "000000".into()));
     }
 }

@@ -53,17 +53,16 @@ impl Store {
 
     /// One entry, and its client's poll recorded (`now_ms`).
     pub async fn poll_entry(&self, id: &str, now_ms: i64) -> Result<Option<Entry>, StoreError> {
-        const TOUCH: &str = "UPDATE queue_entries SET last_poll_ms = $2 WHERE id = $1";
-        let select = format!("SELECT {ENTRY_COLUMNS} FROM queue_entries WHERE id = $1");
-        let select = sqlx::AssertSqlSafe(select);
-        with_pool!(self, |p| {
-            sqlx::query(TOUCH).bind(id).bind(now_ms).execute(p).await?;
-            sqlx::query_as::<_, Entry>(select)
-                .bind(id)
-                .fetch_optional(p)
-                .await
-        })
-        .map_err(Into::into)
+        // one round trip on every poll
+        let touch = format!(
+            "UPDATE queue_entries SET last_poll_ms = $2 WHERE id = $1 RETURNING {ENTRY_COLUMNS}"
+        );
+        let touch = sqlx::AssertSqlSafe(touch);
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(touch)
+            .bind(id)
+            .bind(now_ms)
+            .fetch_optional(p)
+            .await)?)
     }
 
     /// One entry.

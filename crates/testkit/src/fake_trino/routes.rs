@@ -76,6 +76,8 @@ impl Fake {
                 }
                 self.advance(&base, id, queued, token)
             }
+            // Trino's kill of a query by id
+            (&Method::DELETE, ["v1", "query", id]) => self.cancel(id),
             (&Method::DELETE, ["v1", "statement", "executing", "partialCancel", id, ..]) => {
                 match self.with_query(id, |_| ()) {
                     Some(()) => empty(StatusCode::NO_CONTENT),
