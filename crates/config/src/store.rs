@@ -9,7 +9,8 @@ use crate::invalid::{positive, Invalid};
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://sluice.db` (default; created on first start), `sqlite::memory:`,
-    /// `postgres://user:pass@host/db`, or `""` for no L3.
+    /// `postgres://user:pass@host/db`, `mysql://user:pass@host/db` (MySQL or MariaDB; also
+    /// `mariadb://`), or `""` for no L3.
     #[serde(default = "defaults::store_url")]
     pub url: String,
     /// Days of query history kept (default 7); older rows are pruned hourly.
@@ -41,23 +42,29 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
-    /// A SQLite or PostgreSQL URL (or none) and positive limits.
+    /// A SQLite, PostgreSQL or MySQL URL (or none) and positive limits.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.url.is_empty() {
             return Ok(());
         }
-        let dialects = ["sqlite:", "postgres://", "postgresql://"];
+        let dialects = [
+            "sqlite:",
+            "postgres://",
+            "postgresql://",
+            "mysql://",
+            "mariadb://",
+        ];
         if !dialects.iter().any(|d| self.url.starts_with(d)) {
             return Err(Invalid::new(
                 "url",
                 format!(
-                    "'{}' must start with sqlite: or postgres:// (or be \"\" for no L3)",
+                    "'{}' must start with sqlite:, postgres://, mysql:// or mariadb:// (or be \"\" for no L3)",
                     self.url
                 ),
             ));
         }
         if let Some(rest) = self.url.split_once("://").map(|(_, r)| r) {
-            if self.url.starts_with("postgres") {
+            if !self.url.starts_with("sqlite") {
                 let authority = rest.split(['/', '?']).next();
                 crate::backends::check_port("url", &self.url, authority)?;
             }

@@ -30,6 +30,7 @@ async fn fill(store: &Store, rows: i64) -> f64 {
             .await
             .map(|_| ()),
         Store::Postgres(p) => sqlx::query(PG_FILL).bind(rows).execute(p).await.map(|_| ()),
+        Store::MySql(_) => unimplemented!("this benchmark fills SQLite and PostgreSQL"),
     }
     .unwrap();
     if let Store::Postgres(p) = store {

@@ -1,6 +1,6 @@
 -- Sluice state in L3 ({{DIALECT_NOTE}}).
 CREATE TABLE IF NOT EXISTS backends (
-    name          TEXT PRIMARY KEY,
+    name          {{KEY}} PRIMARY KEY,
     proxy_url     TEXT NOT NULL,
     external_url  TEXT,
     routing_group TEXT NOT NULL,
@@ -8,19 +8,19 @@ CREATE TABLE IF NOT EXISTS backends (
 );
 
 CREATE TABLE IF NOT EXISTS query_history (
-    query_id      TEXT PRIMARY KEY,
+    query_id      {{KEY}} PRIMARY KEY,
     query_text    TEXT NOT NULL,
-    user_name     TEXT,
-    source        TEXT,
-    routing_group TEXT NOT NULL,
-    backend       TEXT NOT NULL,
+    user_name     {{KEY}},
+    source        {{KEY}},
+    routing_group {{KEY}} NOT NULL,
+    backend       {{KEY}} NOT NULL,
     external_url  TEXT,
     created_at    BIGINT NOT NULL -- milliseconds since the epoch
 );
 CREATE INDEX IF NOT EXISTS query_history_created_at ON query_history (created_at);
 
 CREATE TABLE IF NOT EXISTS filter_modules (
-    slot       TEXT NOT NULL,
+    slot       {{KEY}} NOT NULL,
     version    BIGINT NOT NULL,
     sha256     TEXT NOT NULL,
     bytes      {{BYTES}} NOT NULL,
@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS filter_modules (
 );
 
 CREATE TABLE IF NOT EXISTS cache_entries (
-    key        TEXT PRIMARY KEY,
+    key        {{LONG_KEY}} PRIMARY KEY,
     value      {{BYTES}} NOT NULL,
     expires_at BIGINT NOT NULL -- milliseconds since the epoch
 );

@@ -7,8 +7,8 @@ CREATE TABLE IF NOT EXISTS filter_chain (
 );
 
 CREATE TABLE IF NOT EXISTS filter_instances (
-    instance_id TEXT NOT NULL,
-    slot        TEXT NOT NULL,
+    instance_id {{KEY}} NOT NULL,
+    slot        {{KEY}} NOT NULL,
     position    BIGINT NOT NULL,  -- place in that instance's chain
     sha256      TEXT NOT NULL,    -- what it runs
     version     BIGINT NOT NULL,  -- 0: the module from its config file

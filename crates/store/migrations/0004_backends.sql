@@ -9,6 +9,6 @@ ALTER TABLE backends ADD COLUMN updated_by TEXT;
 
 -- One row per fact about the store itself; `backends_seeded`: the YAML backends were written once.
 CREATE TABLE IF NOT EXISTS gateway_meta (
-    name  TEXT PRIMARY KEY,
+    name  {{KEY}} PRIMARY KEY,
     value TEXT NOT NULL
 );

@@ -13,24 +13,24 @@ INSERT INTO queue_turn (id, turn) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;
 -- One row per query that waited: the statement and the client's headers without credentials
 -- (the instance that admits it submits it with the credentials of the poll it answers).
 CREATE TABLE IF NOT EXISTS queue_entries (
-    id            TEXT PRIMARY KEY,
+    id            {{KEY}} PRIMARY KEY,
     slug          TEXT NOT NULL,
     seq           BIGINT NOT NULL,
     priority      BIGINT NOT NULL,
-    routing_group TEXT NOT NULL,
-    user_name     TEXT NOT NULL,
+    routing_group {{KEY}} NOT NULL,
+    user_name     {{KEY}} NOT NULL,
     source        TEXT,
     query_text    TEXT NOT NULL,
     statement     {{BYTES}} NOT NULL,
     headers       TEXT NOT NULL,
-    state         TEXT NOT NULL,
+    state         {{KEY}} NOT NULL,
     enqueued_ms   BIGINT NOT NULL,
     deadline_ms   BIGINT NOT NULL,
     last_poll_ms  BIGINT NOT NULL,
     admitted_ms   BIGINT,
     admitted_turn BIGINT,
     backend       TEXT,
-    query_id      TEXT,
+    query_id      {{KEY}},
     next_uri      TEXT,
     message       TEXT
 );
@@ -38,11 +38,11 @@ CREATE INDEX IF NOT EXISTS queue_entries_waiting ON queue_entries (state, routin
 CREATE INDEX IF NOT EXISTS queue_entries_query ON queue_entries (query_id);
 
 CREATE TABLE IF NOT EXISTS queue_slots (
-    slot_id       TEXT PRIMARY KEY,
-    backend       TEXT NOT NULL,
-    routing_group TEXT NOT NULL,
-    user_name     TEXT NOT NULL,
-    query_id      TEXT,
+    slot_id       {{KEY}} PRIMARY KEY,
+    backend       {{KEY}} NOT NULL,
+    routing_group {{KEY}} NOT NULL,
+    user_name     {{KEY}} NOT NULL,
+    query_id      {{KEY}},
     taken_ms      BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_slots_backend ON queue_slots (backend, taken_ms);

@@ -3,6 +3,7 @@
 //! API, and every instance of a fleet follows it.
 use sluice_config::{BackendConfig, StatsSource};
 
+use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
 use crate::{now_ms, Store, StoreError};
 
@@ -47,11 +48,11 @@ fn from_row(r: Row) -> Result<BackendConfig, StoreError> {
     })
 }
 
-/// Bind a backend's columns, in the order of [`INSERT`] and [`UPDATE`], then when and who.
+/// Bind a backend's columns, in the order of [`INSERT`] and [`UPDATE`]: its settings, when and
+/// who, then its name (each placeholder once and in order, as MySQL's `?` needs).
 macro_rules! bind_backend {
     ($q:expr, $b:expr, $by:expr) => {
-        $q.bind(&$b.name)
-            .bind(&$b.url)
+        $q.bind(&$b.url)
             .bind(&$b.external_url)
             .bind(&$b.group)
             .bind($b.active)
@@ -61,18 +62,19 @@ macro_rules! bind_backend {
             .bind($b.max_queries.map(i64::from))
             .bind(now_ms())
             .bind($by)
+            .bind(&$b.name)
     };
 }
 
-const INSERT: &str = "INSERT INTO backends (name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries, updated_at, updated_by) \
+const INSERT: &str = "INSERT INTO backends (proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries, updated_at, updated_by, name) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (name) DO NOTHING";
-const UPDATE: &str = "UPDATE backends SET proxy_url = $2, external_url = $3, routing_group = $4, active = $5, draining = $6, \
-     rewrite_next_uri = $7, stats = $8, max_queries = $9, updated_at = $10, updated_by = $11 WHERE name = $1";
+const UPDATE: &str = "UPDATE backends SET proxy_url = $1, external_url = $2, routing_group = $3, active = $4, draining = $5, \
+     rewrite_next_uri = $6, stats = $7, max_queries = $8, updated_at = $9, updated_by = $10 WHERE name = $11";
 
 impl Store {
     /// Every backend, by name.
     pub async fn backends(&self) -> Result<Vec<BackendConfig>, StoreError> {
-        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(SELECT).fetch_all(p).await)?;
+        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(p.sql(SELECT)).fetch_all(p).await)?;
         rows.into_iter().map(from_row).collect()
     }
 
@@ -86,7 +88,7 @@ impl Store {
         const MARK: &str =
             "INSERT INTO gateway_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
         write_tx!(self, |tx| {
-            let marked = sqlx::query(MARK)
+            let marked = sqlx::query(tx.sql(MARK))
                 .bind(SEEDED)
                 .bind(now_ms().to_string())
                 .execute(&mut *tx)
@@ -94,7 +96,7 @@ impl Store {
                 .rows_affected();
             if marked == 1 {
                 for b in backends {
-                    bind_backend!(sqlx::query(INSERT), b, by)
+                    bind_backend!(sqlx::query(tx.sql(INSERT)), b, by)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -105,7 +107,7 @@ impl Store {
 
     /// Add a backend; false if the name is taken.
     pub async fn insert_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
-        let n = with_pool!(self, |p| bind_backend!(sqlx::query(INSERT), b, by)
+        let n = with_pool!(self, |p| bind_backend!(sqlx::query(p.sql(INSERT)), b, by)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -114,7 +116,7 @@ impl Store {
 
     /// Replace a backend's row (matched by name); false if there is none.
     pub async fn update_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
-        let n = with_pool!(self, |p| bind_backend!(sqlx::query(UPDATE), b, by)
+        let n = with_pool!(self, |p| bind_backend!(sqlx::query(p.sql(UPDATE)), b, by)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -124,12 +126,12 @@ impl Store {
     /// Add or replace a backend; whether it was added.
     pub async fn upsert_backend(&self, b: &BackendConfig, by: &str) -> Result<bool, StoreError> {
         write_tx!(self, |tx| {
-            let n = bind_backend!(sqlx::query(UPDATE), b, by)
+            let n = bind_backend!(sqlx::query(tx.sql(UPDATE)), b, by)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             if n == 0 {
-                bind_backend!(sqlx::query(INSERT), b, by)
+                bind_backend!(sqlx::query(tx.sql(INSERT)), b, by)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -139,9 +141,9 @@ impl Store {
 
     /// Remove a backend; false if there was none.
     pub async fn delete_backend(&self, name: &str) -> Result<bool, StoreError> {
-        let n = with_pool!(self, |p| sqlx::query(
+        let n = with_pool!(self, |p| sqlx::query(p.sql(
             "DELETE FROM backends WHERE name = $1"
-        )
+        ))
         .bind(name)
         .execute(p)
         .await
@@ -168,10 +170,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn the_seed_is_written_once_then_the_table_is_the_truth() {
-        let store = Store::open("sqlite::memory:").unwrap();
-        store.migrate().await.unwrap();
+        async fn the_seed_is_written_once_then_the_table_is_the_truth(store: Store) {
         assert!(store
             .seed_backends(&[backend("a", "adhoc"), backend("b", "etl")], "seed")
             .await
@@ -192,10 +191,7 @@ mod tests {
         assert_eq!(names, ["a"]);
     }
 
-    #[tokio::test]
-    async fn insert_refuses_a_taken_name_and_update_an_unknown_one() {
-        let store = Store::open("sqlite::memory:").unwrap();
-        store.migrate().await.unwrap();
+        async fn insert_refuses_a_taken_name_and_update_an_unknown_one(store: Store) {
         let mut a = backend("a", "adhoc");
         assert!(store.insert_backend(&a, "t").await.unwrap());
         assert!(!store.insert_backend(&a, "t").await.unwrap());
@@ -223,4 +219,9 @@ mod tests {
         assert_eq!(store.backends().await.unwrap()[1].group, "adhoc");
         assert!(!store.delete_backend("zz").await.unwrap());
     }
+
+    crate::test_dbs::on_every_dialect!(
+        the_seed_is_written_once_then_the_table_is_the_truth,
+        insert_refuses_a_taken_name_and_update_an_unknown_one,
+    );
 }

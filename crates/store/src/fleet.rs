@@ -2,6 +2,7 @@
 //! follows (`filter_chain`) and what each instance runs (`filter_instances`).
 use serde::{Deserialize, Serialize};
 
+use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
 use crate::{now_ms, Store, StoreError};
 
@@ -29,7 +30,7 @@ impl Store {
     pub async fn chain_order(&self) -> Result<Option<Vec<String>>, StoreError> {
         const SQL: &str = "SELECT slots FROM filter_chain WHERE id = 1";
         let row: Option<(String,)> =
-            with_pool!(self, |p| sqlx::query_as(SQL).fetch_optional(p).await)?;
+            with_pool!(self, |p| sqlx::query_as(p.sql(SQL)).fetch_optional(p).await)?;
         row.map(|(json,)| {
             serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
                 what: "filter_chain.slots",
@@ -44,7 +45,7 @@ impl Store {
         const SQL: &str = "INSERT INTO filter_chain (id, slots, updated_at, updated_by) VALUES (1, $1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET slots = excluded.slots, updated_at = excluded.updated_at, updated_by = excluded.updated_by";
         let json = serde_json::Value::from(slots.to_vec()).to_string();
-        with_pool!(self, |p| sqlx::query(SQL)
+        with_pool!(self, |p| sqlx::query(p.sql(SQL))
             .bind(&json)
             .bind(now_ms())
             .bind(by)
@@ -64,9 +65,9 @@ impl Store {
         const INSERT: &str = "INSERT INTO filter_instances (instance_id, slot, position, sha256, version, error, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
         write_tx!(self, |tx| {
-            sqlx::query(DELETE).bind(instance).execute(&mut *tx).await?;
+            sqlx::query(tx.sql(DELETE)).bind(instance).execute(&mut *tx).await?;
             for s in slots {
-                sqlx::query(INSERT)
+                sqlx::query(tx.sql(INSERT))
                     .bind(instance)
                     .bind(&s.slot)
                     .bind(s.position)
@@ -85,7 +86,7 @@ impl Store {
         const SQL: &str = "SELECT instance_id, slot, position, sha256, version, error, updated_at \
              FROM filter_instances ORDER BY instance_id, position";
         type Row = (String, String, i64, String, i64, Option<String>, i64);
-        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(SQL).fetch_all(p).await)?;
+        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(p.sql(SQL)).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -105,7 +106,7 @@ impl Store {
     /// Forget instances that have not reported since `before_ms`; returns rows deleted.
     pub async fn forget_instances(&self, before_ms: i64) -> Result<u64, StoreError> {
         const SQL: &str = "DELETE FROM filter_instances WHERE updated_at < $1";
-        Ok(with_pool!(self, |p| sqlx::query(SQL)
+        Ok(with_pool!(self, |p| sqlx::query(p.sql(SQL))
             .bind(before_ms)
             .execute(p)
             .await
@@ -117,10 +118,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn chain_order_and_instance_reports_round_trip_in_sqlite() {
-        let store = Store::open("sqlite::memory:").unwrap();
-        store.migrate().await.unwrap();
+        async fn chain_order_and_instance_reports_round_trip(store: Store) {
         assert_eq!(store.chain_order().await.unwrap(), None);
         let order = vec!["rules".to_string(), "balance".to_string()];
         store.set_chain_order(&order, "test").await.unwrap();
@@ -153,4 +151,8 @@ mod tests {
         assert_eq!(store.forget_instances(21).await.unwrap(), 1);
         assert!(store.instances().await.unwrap().is_empty());
     }
+
+    crate::test_dbs::on_every_dialect!(
+        chain_order_and_instance_reports_round_trip,
+    );
 }

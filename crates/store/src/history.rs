@@ -3,6 +3,7 @@
 //! 0003 serve every filter).
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
+use crate::dialect::Sql;
 use crate::db::with_pool;
 use crate::{HistoryRow, Store, StoreError};
 
@@ -104,9 +105,11 @@ where
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        q.push(" AND LOWER(query_text) LIKE ")
-            .push_bind(pattern)
-            .push(" ESCAPE '\\'");
+        q.push(" AND LOWER(query_text) LIKE ").push_bind(pattern);
+        // MySQL escapes with a backslash already, and reads '\' as an unterminated literal
+        if DB::NAME != crate::dialect::MYSQL {
+            q.push(" ESCAPE '\\'");
+        }
     }
     if let Some(c) = &f.after {
         // a row value, which both dialects turn into one index range (an OR of the two
@@ -159,7 +162,7 @@ impl Store {
         const SQL: &str =
             "SELECT query_id, query_text, user_name, source, routing_group, backend, \
              external_url, created_at FROM query_history WHERE query_id = $1";
-        let row: Option<Row> = with_pool!(self, |p| sqlx::query_as(SQL)
+        let row: Option<Row> = with_pool!(self, |p| sqlx::query_as(p.sql(SQL))
             .bind(query_id)
             .fetch_optional(p)
             .await)?;
@@ -185,10 +188,7 @@ mod tests {
         }))
     }
 
-    #[tokio::test]
-    async fn pages_are_newest_first_filtered_and_continue_where_they_ended() {
-        let store = Store::open("sqlite::memory:").unwrap();
-        store.migrate().await.unwrap();
+        async fn pages_are_newest_first_filtered_and_continue_where_they_ended(store: Store) {
         let mut rows = Vec::new();
         for i in 0..25 {
             let (user, group) = if i % 5 == 0 {
@@ -258,4 +258,8 @@ mod tests {
         );
         assert!(store.history_entry("nope").await.unwrap().is_none());
     }
+
+    crate::test_dbs::on_every_dialect!(
+        pages_are_newest_first_filtered_and_continue_where_they_ended,
+    );
 }

@@ -26,6 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod backends;
 pub mod db;
+mod dialect;
+#[cfg(test)]
+mod test_dbs;
 pub mod entries;
 pub mod fleet;
 pub mod history;

@@ -1,6 +1,7 @@
 //! `filter_modules`: every accepted filter version of every slot, with the one that is active.
 use serde::Serialize;
 
+use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
 use crate::{now_ms, Store, StoreError};
 
@@ -59,15 +60,15 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, TRUE)";
         let now = now_ms();
         write_tx!(self, |tx| {
-            let version: i64 = sqlx::query_scalar(NEXT)
+            let version: i64 = sqlx::query_scalar(tx.sql(NEXT))
                 .bind(m.slot)
                 .fetch_one(&mut *tx)
                 .await?;
-            sqlx::query(DEACTIVATE)
+            sqlx::query(tx.sql(DEACTIVATE))
                 .bind(m.slot)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(INSERT)
+            sqlx::query(tx.sql(INSERT))
                 .bind(m.slot)
                 .bind(version)
                 .bind(m.sha256)
@@ -86,7 +87,7 @@ impl Store {
         const SQL: &str = "SELECT version, sha256, bytes, config, active FROM filter_modules \
              WHERE slot = $1 AND version = $2";
         let row: Option<(i64, String, Vec<u8>, String, bool)> = with_pool!(self, |p| {
-            sqlx::query_as(SQL)
+            sqlx::query_as(p.sql(SQL))
                 .bind(slot)
                 .bind(version)
                 .fetch_optional(p)
@@ -109,7 +110,7 @@ impl Store {
              FROM filter_modules WHERE slot = $1 ORDER BY version";
         type Row = (i64, String, bool, i64, Option<String>);
         let rows: Vec<Row> =
-            with_pool!(self, |p| sqlx::query_as(SQL).bind(slot).fetch_all(p).await)?;
+            with_pool!(self, |p| sqlx::query_as(p.sql(SQL)).bind(slot).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -129,8 +130,8 @@ impl Store {
         const ACTIVATE: &str =
             "UPDATE filter_modules SET active = TRUE WHERE slot = $1 AND version = $2";
         write_tx!(self, |tx| {
-            sqlx::query(DEACTIVATE).bind(slot).execute(&mut *tx).await?;
-            sqlx::query(ACTIVATE)
+            sqlx::query(tx.sql(DEACTIVATE)).bind(slot).execute(&mut *tx).await?;
+            sqlx::query(tx.sql(ACTIVATE))
                 .bind(slot)
                 .bind(version)
                 .execute(&mut *tx)
@@ -142,7 +143,7 @@ impl Store {
     pub async fn active_modules(&self) -> Result<Vec<(String, i64, String)>, StoreError> {
         const SQL: &str =
             "SELECT slot, version, sha256 FROM filter_modules WHERE active = TRUE ORDER BY slot";
-        Ok(with_pool!(self, |p| sqlx::query_as(SQL)
+        Ok(with_pool!(self, |p| sqlx::query_as(p.sql(SQL))
             .fetch_all(p)
             .await)?)
     }
@@ -152,10 +153,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn versions_count_up_and_one_is_active() {
-        let store = Store::open("sqlite::memory:").unwrap();
-        store.migrate().await.unwrap();
+        async fn versions_count_up_and_one_is_active(store: Store) {
         let new = |sha: &'static str| NewModule {
             slot: "s",
             sha256: sha,
@@ -182,4 +180,8 @@ mod tests {
         assert_eq!((row.sha256.as_str(), row.active), ("b", false));
         assert!(store.module("s", 3).await.unwrap().is_none());
     }
+
+    crate::test_dbs::on_every_dialect!(
+        versions_count_up_and_one_is_active,
+    );
 }

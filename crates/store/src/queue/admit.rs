@@ -1,5 +1,6 @@
 //! Arrivals and admissions: each one transaction, in turn with every other instance's.
-use super::{Admission, AdmitAsk, Counts, NewEntry, QueueFull, Room, WaitLimits, TURN};
+use super::{Admission, AdmitAsk, Counts, NewEntry, QueueFull, Room, WaitLimits};
+use crate::dialect::Sql;
 use crate::db::write_tx;
 use crate::{Store, StoreError};
 
@@ -11,15 +12,15 @@ impl Store {
         limits: WaitLimits,
     ) -> Result<Result<i64, QueueFull>, StoreError> {
         const COUNTS: &str = "SELECT COUNT(*), \
-             SUM(CASE WHEN routing_group = $1 THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN user_name = $2 THEN 1 ELSE 0 END) \
+             COUNT(CASE WHEN routing_group = $1 THEN 1 END), \
+             COUNT(CASE WHEN user_name = $2 THEN 1 END) \
              FROM queue_entries WHERE state = 'queued'";
         const INSERT: &str = "INSERT INTO queue_entries (id, slug, seq, priority, routing_group, user_name, source, query_text, \
              statement, headers, state, enqueued_ms, deadline_ms, last_poll_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $11)";
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13)";
         write_tx!(self, |tx| {
-            let (seq,): (i64,) = sqlx::query_as(TURN).fetch_one(&mut *tx).await?;
-            let (total, group, user): (i64, Option<i64>, Option<i64>) = sqlx::query_as(COUNTS)
+            let seq = take_turn!(tx);
+            let (total, group, user): (i64, Option<i64>, Option<i64>) = sqlx::query_as(tx.sql(COUNTS))
                 .bind(e.group)
                 .bind(e.user)
                 .fetch_one(&mut *tx)
@@ -35,7 +36,7 @@ impl Store {
             if let Some(m) = over(user, limits.user_max_queued) {
                 return Ok(Err(QueueFull::User(m)));
             }
-            sqlx::query(INSERT)
+            sqlx::query(tx.sql(INSERT))
                 .bind(e.id)
                 .bind(e.slug)
                 .bind(seq)
@@ -48,6 +49,7 @@ impl Store {
                 .bind(e.headers)
                 .bind(e.now_ms)
                 .bind(e.deadline_ms)
+                .bind(e.now_ms)
                 .execute(&mut *tx)
                 .await?;
             Ok(seq)
@@ -61,19 +63,19 @@ impl Store {
         const AHEAD: &str =
             "SELECT user_name FROM queue_entries WHERE state = 'queued' AND routing_group = $1 \
              AND last_poll_ms >= $2 AND deadline_ms > $3 AND id <> $4 \
-             AND (priority > $5 OR (priority = $5 AND seq < $6))";
+             AND (priority > $5 OR (priority = $6 AND seq < $7))";
         const BY_USER: &str = "SELECT user_name, COUNT(*) FROM queue_slots GROUP BY user_name";
         const BY_BACKEND: &str = "SELECT backend, COUNT(*) FROM queue_slots GROUP BY backend";
         const IN_GROUP: &str = "SELECT COUNT(*) FROM queue_slots WHERE routing_group = $1";
         const TAKE: &str = "INSERT INTO queue_slots (slot_id, backend, routing_group, user_name, query_id, taken_ms) \
              VALUES ($1, $2, $3, $4, NULL, $5)";
         const ADMITTED: &str =
-            "UPDATE queue_entries SET state = 'admitted', backend = $2, admitted_ms = $3, \
-             admitted_turn = $4 WHERE id = $1";
+            "UPDATE queue_entries SET state = 'admitted', backend = $1, admitted_ms = $2, \
+             admitted_turn = $3 WHERE id = $4";
         write_tx!(self, |tx| {
-            let (turn,): (i64,) = sqlx::query_as(TURN).fetch_one(&mut *tx).await?;
+            let turn = take_turn!(tx);
             if a.seq.is_some() {
-                let state: Option<(String,)> = sqlx::query_as(STATE)
+                let state: Option<(String,)> = sqlx::query_as(tx.sql(STATE))
                     .bind(a.slot_id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -83,14 +85,15 @@ impl Store {
                     None => return Ok(Admission::NotWaiting("unknown".into())),
                 }
             }
-            let by_user: Counts = sqlx::query_as(BY_USER).fetch_all(&mut *tx).await?;
+            let by_user: Counts = sqlx::query_as(tx.sql(BY_USER)).fetch_all(&mut *tx).await?;
             let running_of = |u: &str| by_user.iter().find(|(n, _)| n == u).map_or(0, |(_, c)| *c);
             let full = |u: &str| (a.user_max)(u).is_some_and(|m| running_of(u) >= i64::from(m));
-            let ahead: Vec<(String,)> = sqlx::query_as(AHEAD)
+            let ahead: Vec<(String,)> = sqlx::query_as(tx.sql(AHEAD))
                 .bind(a.group)
                 .bind(a.live_since_ms)
                 .bind(a.now_ms)
                 .bind(a.slot_id)
+                .bind(a.priority)
                 .bind(a.priority)
                 .bind(a.seq.unwrap_or(i64::MAX))
                 .fetch_all(&mut *tx)
@@ -103,7 +106,7 @@ impl Store {
                 return Ok(Admission::UserQuota);
             }
             if let Some(max) = a.group_max {
-                let (n,): (i64,) = sqlx::query_as(IN_GROUP)
+                let (n,): (i64,) = sqlx::query_as(tx.sql(IN_GROUP))
                     .bind(a.group)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -111,7 +114,7 @@ impl Store {
                     return Ok(Admission::GroupFull);
                 }
             }
-            let by_backend: Counts = sqlx::query_as(BY_BACKEND).fetch_all(&mut *tx).await?;
+            let by_backend: Counts = sqlx::query_as(tx.sql(BY_BACKEND)).fetch_all(&mut *tx).await?;
             let held = |b: &str| {
                 by_backend
                     .iter()
@@ -131,7 +134,7 @@ impl Store {
             let Some(room) = chosen else {
                 return Ok(Admission::NoRoom);
             };
-            sqlx::query(TAKE)
+            sqlx::query(tx.sql(TAKE))
                 .bind(a.slot_id)
                 .bind(&room.backend)
                 .bind(a.group)
@@ -140,11 +143,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if a.seq.is_some() {
-                sqlx::query(ADMITTED)
-                    .bind(a.slot_id)
+                sqlx::query(tx.sql(ADMITTED))
                     .bind(&room.backend)
                     .bind(a.now_ms)
                     .bind(turn)
+                    .bind(a.slot_id)
                     .execute(&mut *tx)
                     .await?;
             }

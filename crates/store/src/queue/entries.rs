@@ -1,5 +1,6 @@
 //! One entry or slot at a time: submission recorded, slots freed, entries read and ended.
 use super::{Counts, Entry, SlotCount, Waiting, ENTRY_COLUMNS};
+use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
 use crate::{Store, StoreError};
 
@@ -12,18 +13,18 @@ impl Store {
         query_id: &str,
         next_uri: Option<&str>,
     ) -> Result<(), StoreError> {
-        const SLOT: &str = "UPDATE queue_slots SET query_id = $2 WHERE slot_id = $1";
-        const ENTRY: &str = "UPDATE queue_entries SET query_id = $2, next_uri = $3 WHERE id = $1";
+        const SLOT: &str = "UPDATE queue_slots SET query_id = $1 WHERE slot_id = $2";
+        const ENTRY: &str = "UPDATE queue_entries SET query_id = $1, next_uri = $2 WHERE id = $3";
         write_tx!(self, |tx| {
-            sqlx::query(SLOT)
-                .bind(slot_id)
+            sqlx::query(tx.sql(SLOT))
                 .bind(query_id)
+                .bind(slot_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(ENTRY)
-                .bind(slot_id)
+            sqlx::query(tx.sql(ENTRY))
                 .bind(query_id)
                 .bind(next_uri)
+                .bind(slot_id)
                 .execute(&mut *tx)
                 .await?;
         })
@@ -32,7 +33,7 @@ impl Store {
     /// Free the slot of the cluster's query `query_id` (it ended); whether one was held.
     pub async fn release_query(&self, query_id: &str) -> Result<bool, StoreError> {
         const SQL: &str = "DELETE FROM queue_slots WHERE query_id = $1";
-        let n = with_pool!(self, |p| sqlx::query(SQL)
+        let n = with_pool!(self, |p| sqlx::query(p.sql(SQL))
             .bind(query_id)
             .execute(p)
             .await
@@ -43,7 +44,7 @@ impl Store {
     /// Free the slot `slot_id` (its submission failed); whether one was held.
     pub async fn release_slot(&self, slot_id: &str) -> Result<bool, StoreError> {
         const SQL: &str = "DELETE FROM queue_slots WHERE slot_id = $1";
-        let n = with_pool!(self, |p| sqlx::query(SQL)
+        let n = with_pool!(self, |p| sqlx::query(p.sql(SQL))
             .bind(slot_id)
             .execute(p)
             .await
@@ -53,14 +54,24 @@ impl Store {
 
     /// One entry, and its client's poll recorded (`now_ms`).
     pub async fn poll_entry(&self, id: &str, now_ms: i64) -> Result<Option<Entry>, StoreError> {
+        if let Store::MySql(_) = self {
+            // no RETURNING: touch, then read (a poll that races an end reads the end)
+            const TOUCH: &str = "UPDATE queue_entries SET last_poll_ms = $1 WHERE id = $2";
+            with_pool!(self, |p| sqlx::query(p.sql(TOUCH))
+                .bind(now_ms)
+                .bind(id)
+                .execute(p)
+                .await
+                .map(|_| ()))?;
+            return self.entry(id).await;
+        }
         // one round trip on every poll
         let touch = format!(
-            "UPDATE queue_entries SET last_poll_ms = $2 WHERE id = $1 RETURNING {ENTRY_COLUMNS}"
+            "UPDATE queue_entries SET last_poll_ms = $1 WHERE id = $2 RETURNING {ENTRY_COLUMNS}"
         );
-        let touch = sqlx::AssertSqlSafe(touch);
-        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(touch)
-            .bind(id)
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(touch))
             .bind(now_ms)
+            .bind(id)
             .fetch_optional(p)
             .await)?)
     }
@@ -68,8 +79,7 @@ impl Store {
     /// One entry.
     pub async fn entry(&self, id: &str) -> Result<Option<Entry>, StoreError> {
         let select = format!("SELECT {ENTRY_COLUMNS} FROM queue_entries WHERE id = $1");
-        let select = sqlx::AssertSqlSafe(select);
-        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(select)
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(p.sql_string(select))
             .bind(id)
             .fetch_optional(p)
             .await)?)
@@ -84,11 +94,11 @@ impl Store {
         message: &str,
     ) -> Result<bool, StoreError> {
         const SQL: &str =
-            "UPDATE queue_entries SET state = $2, message = $3 WHERE id = $1 AND state = 'queued'";
-        let n = with_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
+            "UPDATE queue_entries SET state = $1, message = $2 WHERE id = $3 AND state = 'queued'";
+        let n = with_pool!(self, |p| sqlx::query(p.sql(SQL))
             .bind(state)
             .bind(message)
+            .bind(id)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;
@@ -101,16 +111,16 @@ impl Store {
         const FREE: &str = "DELETE FROM queue_slots WHERE slot_id = $1";
         const BACK: &str = "UPDATE queue_entries SET state = 'queued', backend = NULL, admitted_ms = NULL, admitted_turn = NULL \
              WHERE id = $1 AND state = 'admitted' AND query_id IS NULL";
-        const FAIL: &str = "UPDATE queue_entries SET state = 'failed', message = $2 \
-             WHERE id = $1 AND state = 'admitted' AND query_id IS NULL";
+        const FAIL: &str = "UPDATE queue_entries SET state = 'failed', message = $1 \
+             WHERE id = $2 AND state = 'admitted' AND query_id IS NULL";
         write_tx!(self, |tx| {
-            sqlx::query(FREE).bind(id).execute(&mut *tx).await?;
+            sqlx::query(tx.sql(FREE)).bind(id).execute(&mut *tx).await?;
             match requeue {
-                true => sqlx::query(BACK).bind(id).execute(&mut *tx).await?,
+                true => sqlx::query(tx.sql(BACK)).bind(id).execute(&mut *tx).await?,
                 false => {
-                    sqlx::query(FAIL)
-                        .bind(id)
+                    sqlx::query(tx.sql(FAIL))
                         .bind(message)
+                        .bind(id)
                         .execute(&mut *tx)
                         .await?
                 }
@@ -122,7 +132,7 @@ impl Store {
     pub async fn waiting(&self, limit: i64) -> Result<Vec<Waiting>, StoreError> {
         const SQL: &str = "SELECT id, seq, priority, routing_group, user_name, source, query_text, enqueued_ms, last_poll_ms \
              FROM queue_entries WHERE state = 'queued' ORDER BY routing_group, priority DESC, seq LIMIT $1";
-        let rows = with_pool!(self, |p| sqlx::query_as::<_, Waiting>(SQL)
+        let rows = with_pool!(self, |p| sqlx::query_as::<_, Waiting>(p.sql(SQL))
             .bind(limit)
             .fetch_all(p)
             .await)?;
@@ -132,7 +142,7 @@ impl Store {
     /// Waiting entries per group.
     pub async fn depth(&self) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str = "SELECT routing_group, COUNT(*) FROM queue_entries WHERE state = 'queued' GROUP BY routing_group";
-        Ok(with_pool!(self, |p| sqlx::query_as(SQL)
+        Ok(with_pool!(self, |p| sqlx::query_as(p.sql(SQL))
             .fetch_all(p)
             .await)?)
     }
@@ -141,7 +151,7 @@ impl Store {
     pub async fn slots(&self) -> Result<Vec<SlotCount>, StoreError> {
         const SQL: &str =
             "SELECT backend, COUNT(*) FROM queue_slots GROUP BY backend ORDER BY backend";
-        let rows: Counts = with_pool!(self, |p| sqlx::query_as(SQL).fetch_all(p).await)?;
+        let rows: Counts = with_pool!(self, |p| sqlx::query_as(p.sql(SQL)).fetch_all(p).await)?;
         Ok(rows
             .into_iter()
             .map(|(backend, running)| SlotCount { backend, running })

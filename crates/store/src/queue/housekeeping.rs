@@ -1,5 +1,5 @@
 //! Housekeeping every instance runs: timeouts, gone clients, lost admissions, stale slots.
-use super::TURN;
+use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
 use crate::{Store, StoreError};
 
@@ -22,30 +22,30 @@ impl Store {
         const ABANDONED: &str =
             "UPDATE queue_entries SET state = 'abandoned', message = 'the client stopped polling' \
              WHERE state = 'queued' AND last_poll_ms < $1";
-        const LOST: &str = "UPDATE queue_entries SET state = 'failed', message = $2 \
-             WHERE state = 'admitted' AND query_id IS NULL AND admitted_ms < $1";
+        const LOST: &str = "UPDATE queue_entries SET state = 'failed', message = $1 \
+             WHERE state = 'admitted' AND query_id IS NULL AND admitted_ms < $2";
         const LOST_WHY: &str = "the gateway instance admitting this query stopped while it submitted it: it may or may not have started on the cluster, so it is not sent again";
         const FORGET: &str =
             "DELETE FROM queue_entries WHERE state <> 'queued' AND enqueued_ms < $1";
         write_tx!(self, |tx| {
-            sqlx::query(TURN).execute(&mut *tx).await?;
-            let t = sqlx::query(TIMED_OUT)
+            take_turn!(tx);
+            let t = sqlx::query(tx.sql(TIMED_OUT))
                 .bind(now_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let a = sqlx::query(ABANDONED)
+            let a = sqlx::query(tx.sql(ABANDONED))
                 .bind(live_since_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            let l = sqlx::query(LOST)
-                .bind(stuck_before_ms)
+            let l = sqlx::query(tx.sql(LOST))
                 .bind(LOST_WHY)
+                .bind(stuck_before_ms)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query(FORGET)
+            sqlx::query(tx.sql(FORGET))
                 .bind(forget_before_ms)
                 .execute(&mut *tx)
                 .await?;
@@ -66,8 +66,11 @@ impl Store {
         const FREE: &str =
             "DELETE FROM queue_slots WHERE slot_id IN (SELECT slot_id FROM queue_slots \
              WHERE backend = $1 AND taken_ms < $2 ORDER BY taken_ms LIMIT $3)";
+        // MySQL cannot delete from a table it reads in a subquery, but orders and limits a delete
+        const FREE_MYSQL: &str =
+            "DELETE FROM queue_slots WHERE backend = $1 AND taken_ms < $2 ORDER BY taken_ms LIMIT $3";
         // the common case, nothing stale, costs one read and takes no turn from admissions
-        let (held,): (i64,) = with_pool!(self, |p| sqlx::query_as(COUNT)
+        let (held,): (i64,) = with_pool!(self, |p| sqlx::query_as(p.sql(COUNT))
             .bind(backend)
             .fetch_one(p)
             .await)?;
@@ -75,8 +78,8 @@ impl Store {
             return Ok(0);
         }
         write_tx!(self, |tx| {
-            sqlx::query(TURN).execute(&mut *tx).await?;
-            let (held,): (i64,) = sqlx::query_as(COUNT)
+            take_turn!(tx);
+            let (held,): (i64,) = sqlx::query_as(tx.sql(COUNT))
                 .bind(backend)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -84,7 +87,11 @@ impl Store {
             if stale <= 0 {
                 return Ok(0);
             }
-            sqlx::query(FREE)
+            let free = match tx.is_mysql() {
+                true => FREE_MYSQL,
+                false => FREE,
+            };
+            sqlx::query(tx.sql(free))
                 .bind(backend)
                 .bind(taken_before_ms)
                 .bind(stale)

@@ -7,6 +7,28 @@
 //! SQLite serialises writers anyway, so N instances never admit more than a limit allows.
 
 pub(crate) const TURN: &str = "UPDATE queue_turn SET turn = turn + 1 WHERE id = 1 RETURNING turn";
+/// [`TURN`] in two statements, for MySQL (no `RETURNING`; the row stays locked in between).
+pub(crate) const TURN_BUMP: &str = "UPDATE queue_turn SET turn = turn + 1 WHERE id = 1";
+pub(crate) const TURN_READ: &str = "SELECT turn FROM queue_turn WHERE id = 1";
+
+/// Take the fleet-wide turn inside the transaction `$tx`: its number.
+macro_rules! take_turn {
+    ($tx:ident) => {{
+        let turn: Result<(i64,), sqlx::Error> = if $tx.is_mysql() {
+            match sqlx::query($crate::queue::TURN_BUMP).execute(&mut *$tx).await {
+                Ok(_) => {
+                    sqlx::query_as($crate::queue::TURN_READ)
+                        .fetch_one(&mut *$tx)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            sqlx::query_as($crate::queue::TURN).fetch_one(&mut *$tx).await
+        };
+        turn?.0
+    }};
+}
 
 /// A query about to wait. Credentials are not part of it: `headers` holds only what may be
 /// stored.

@@ -1,46 +1,6 @@
 use super::*;
 use crate::Store;
 
-async fn store() -> Store {
-    let s = Store::open("sqlite::memory:").unwrap();
-    s.migrate().await.unwrap();
-    s
-}
-
-/// The machine's PostgreSQL (127.0.0.1:5432, trust auth) with a database of this test's own,
-/// dropped by the returned guard's owner at the end.
-async fn postgres(name: &str) -> (Store, String) {
-    let admin = Store::open("postgres://postgres@127.0.0.1:5432/test").unwrap();
-    let Store::Postgres(pool) = &admin else {
-        unreachable!()
-    };
-    let db = format!("sluice_queue_{name}_{}", std::process::id());
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .execute(pool)
-            .await
-            .expect("PostgreSQL on 127.0.0.1:5432 (database test) runs on this machine and in CI");
-    }
-    let s = Store::open(&format!("postgres://postgres@127.0.0.1:5432/{db}")).unwrap();
-    s.migrate().await.unwrap();
-    (s, db)
-}
-
-async fn drop_db(db: &str) {
-    let Store::Postgres(pool) = Store::open("postgres://postgres@127.0.0.1:5432/test").unwrap()
-    else {
-        unreachable!()
-    };
-    let sql = format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&pool)
-        .await
-        .unwrap();
-}
-
 fn entry<'a>(id: &'a str, user: &'a str, priority: i64, now: i64) -> NewEntry<'a> {
     NewEntry {
         id,
@@ -101,9 +61,7 @@ fn rooms(max: u32) -> Vec<Room> {
     ]
 }
 
-#[tokio::test]
-async fn slots_stop_at_the_limit_and_move_to_the_backend_with_room() {
-    let s = store().await;
+async fn slots_stop_at_the_limit_and_move_to_the_backend_with_room(s: Store) {
     let r = rooms(1);
     let now = crate::now_ms();
     assert_eq!(
@@ -131,9 +89,7 @@ async fn slots_stop_at_the_limit_and_move_to_the_backend_with_room() {
     );
 }
 
-#[tokio::test]
-async fn waiting_entries_go_first_in_order_of_priority_then_arrival() {
-    let s = store().await;
+async fn waiting_entries_go_first_in_order_of_priority_then_arrival(s: Store) {
     let r = rooms(1);
     let now = crate::now_ms();
     for id in ["x1", "x2"] {
@@ -182,9 +138,7 @@ async fn waiting_entries_go_first_in_order_of_priority_then_arrival() {
     assert!(s.waiting(10).await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn a_user_at_quota_waits_without_holding_up_others() {
-    let s = store().await;
+async fn a_user_at_quota_waits_without_holding_up_others(s: Store) {
     let r = rooms(5);
     let now = crate::now_ms();
     let one = |u: &str| (u == "greedy").then_some(1);
@@ -212,9 +166,7 @@ async fn a_user_at_quota_waits_without_holding_up_others() {
     assert_eq!(s.admit(&capped).await.unwrap(), Admission::GroupFull);
 }
 
-#[tokio::test]
-async fn waiting_limits_refuse_new_entries() {
-    let s = store().await;
+async fn waiting_limits_refuse_new_entries(s: Store) {
     let now = crate::now_ms();
     let limits = WaitLimits {
         max_queued: 3,
@@ -251,9 +203,7 @@ async fn waiting_limits_refuse_new_entries() {
         .is_ok());
 }
 
-#[tokio::test]
-async fn sweeping_times_out_abandons_and_fails_what_a_stopped_instance_admitted() {
-    let s = store().await;
+async fn sweeping_times_out_abandons_and_fails_what_a_stopped_instance_admitted(s: Store) {
     let r = rooms(1);
     let now = crate::now_ms();
     let mut late = entry("late", "u", 0, now);
@@ -299,9 +249,7 @@ async fn sweeping_times_out_abandons_and_fails_what_a_stopped_instance_admitted(
     );
 }
 
-#[tokio::test]
-async fn reconcile_frees_only_old_slots_the_cluster_cannot_be_running() {
-    let s = store().await;
+async fn reconcile_frees_only_old_slots_the_cluster_cannot_be_running(s: Store) {
     let r = vec![Room {
         backend: "a".into(),
         max: Some(10),
@@ -324,10 +272,8 @@ async fn reconcile_frees_only_old_slots_the_cluster_cannot_be_running() {
     );
 }
 
-/// Instances admitting at once through one PostgreSQL never take more slots than the limit.
-#[tokio::test]
-async fn concurrent_admissions_on_postgresql_never_exceed_the_limit() {
-    let (s, db) = postgres("admit").await;
+/// Instances admitting at once through one database never take more slots than the limit.
+async fn concurrent_admissions_never_exceed_the_limit(s: Store) {
     let r = rooms(3);
     let now = crate::now_ms();
     let mut tasks = tokio::task::JoinSet::new();
@@ -347,6 +293,14 @@ async fn concurrent_admissions_on_postgresql_never_exceed_the_limit() {
     assert_eq!(admitted, 6, "{results:?}");
     let held: i64 = s.slots().await.unwrap().iter().map(|c| c.running).sum();
     assert_eq!(held, 6);
-    drop(s);
-    drop_db(&db).await;
 }
+
+crate::test_dbs::on_every_dialect!(
+    concurrent_admissions_never_exceed_the_limit,
+    slots_stop_at_the_limit_and_move_to_the_backend_with_room,
+    waiting_entries_go_first_in_order_of_priority_then_arrival,
+    a_user_at_quota_waits_without_holding_up_others,
+    waiting_limits_refuse_new_entries,
+    sweeping_times_out_abandons_and_fails_what_a_stopped_instance_admitted,
+    reconcile_frees_only_old_slots_the_cluster_cannot_be_running,
+);
