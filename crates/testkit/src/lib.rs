@@ -18,6 +18,7 @@
 pub mod clusters;
 pub mod fake_trino;
 pub mod gateway;
+pub mod mariadb;
 pub mod redis_topologies;
 pub mod servers;
 pub mod tls;
@@ -28,6 +29,7 @@ pub use gateway::{
     cache_stats, json, l3_state, owner, send, start_gateway, start_gateway_from, start_query,
     wait_drained, Gw,
 };
+pub use mariadb::MariaDbServer;
 pub use servers::{free_port, temp_sqlite, PgServer, RedisServer, TempSqlite};
 
 /// The path of `hostile.wasm`, a filter that misbehaves on purpose (traps, loops, grows memory),

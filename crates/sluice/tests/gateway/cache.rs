@@ -200,9 +200,25 @@ async fn a_shared_sqlite_store_answers_when_l1_and_l2_do_not_know() {
 #[tokio::test]
 async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
     let pg = PgServer::start().await;
+    store_stops_mid_run(&pg.url(), || pg.stop(), || pg.start_again()).await;
+}
+
+#[tokio::test]
+async fn mariadb_stops_mid_run_no_query_fails_no_history_row_is_lost() {
+    let db = sluice_testkit::MariaDbServer::start().await;
+    store_stops_mid_run(&db.url(), || db.stop(), || db.start_again()).await;
+}
+
+/// The store (at `url`) is stopped while queries run, then started again: no query fails, the
+/// store is marked down while rows wait, and every history row arrives.
+async fn store_stops_mid_run<F: std::future::Future<Output = ()>>(
+    url: &str,
+    stop: impl Fn(),
+    start: impl Fn() -> F,
+) {
     let (c1, c2) = (cluster("c1").await, cluster("c2").await);
     let mut cfg = config(&[("c1", "adhoc", &c1.url()), ("c2", "adhoc", &c2.url())]);
-    cfg.store.url = pg.url();
+    cfg.store.url = url.to_string();
     cfg.store.health_check_interval_ms = 100;
     cfg.store.timeout_ms = 200;
     let gw = Gw::start(cfg).await;
@@ -215,7 +231,7 @@ async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
     }
     wait_drained(&gw).await;
 
-    pg.stop();
+    stop();
     for _ in 0..20 {
         let (status, q) = gw.submit("SELECT 1", &[]).await;
         assert_eq!(status, StatusCode::OK, "{q}");
@@ -236,12 +252,12 @@ async fn postgres_stops_mid_run_no_query_fails_no_history_row_is_lost() {
         "rows wait for the database: {l3}"
     );
 
-    pg.start_again().await;
+    start().await;
     wait_drained(&gw).await;
     let l3 = l3_state(&gw).await;
     assert_eq!(l3["dropped"], 0, "{l3}");
     // count the rows in the database itself
-    let store = sluice_store::Store::open(&pg.url()).unwrap();
+    let store = sluice_store::Store::open(url).unwrap();
     assert_eq!(
         store.history_count().await.unwrap(),
         total,

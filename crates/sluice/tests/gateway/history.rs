@@ -94,6 +94,12 @@ async fn query_history_pages_filters_and_links_in_postgresql() {
 }
 
 #[tokio::test]
+async fn query_history_pages_filters_and_links_in_mariadb() {
+    let db = sluice_testkit::MariaDbServer::start().await;
+    history_round_trip(&db.url()).await;
+}
+
+#[tokio::test]
 async fn without_a_store_the_history_is_unavailable_and_says_why() {
     let a = cluster("adhoc-1").await;
     let gw = Gw::start(config(&[("adhoc-1", "adhoc", &a.url())])).await;
