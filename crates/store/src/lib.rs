@@ -1,5 +1,5 @@
-//! L3: state in SQL — SQLite embedded by default, PostgreSQL for a fleet — with one schema and one
-//! text per statement for both dialects, migrated at start.
+//! L3: state in SQL — SQLite embedded by default, PostgreSQL or MySQL/MariaDB for a fleet — with
+//! one schema and one text per statement for every dialect, migrated at start.
 //!
 //! Writes go through a bounded queue and a batching writer that retries, so a slow or stopped
 //! database never stalls routing: while it is down, rows wait in the queue; when the queue is
@@ -18,9 +18,12 @@
 //! | [`history`] | reading `query_history`: filtered, newest first, keyset-paginated |
 //! | [`queue`] | `queue_entries`, `queue_slots`: the gateway's queue and the slots that count against `max_queries` |
 //! | [`l3`] | [`L3`]: the store as a cache tier — health, the write queue, the writer, pruning |
+//! | [`trino_gateway`] | Trino Gateway's `gateway_backend` and `query_history`, in its own database |
+//! | `dialect` | one statement text for SQLite, PostgreSQL and MySQL/MariaDB |
 //!
-//! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept;
-//! `with_pool!` and `write_tx!` run the same statement text on whichever pool is open.
+//! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept and
+//! `dialect` rewrites for MySQL; `with_pool!` and `write_tx!` run the same statement text on
+//! whichever pool is open.
 #![forbid(unsafe_code)]
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -35,6 +38,7 @@ pub mod history;
 pub mod l3;
 pub mod modules;
 pub mod queue;
+pub mod trino_gateway;
 
 pub use db::Store;
 pub use entries::{HistoryRow, Write};

@@ -70,6 +70,12 @@ impl TestDb {
         }
     }
 
+    /// The URL of the database made for this test.
+    pub(crate) fn url(&self) -> String {
+        let (server, db) = self.server.as_ref().expect("a server's database");
+        format!("{server}/{db}")
+    }
+
     /// Drop the database made for this test.
     pub(crate) async fn drop(self) {
         let Some((server, db)) = self.server else {
