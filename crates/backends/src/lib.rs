@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 
 pub mod change;
 pub mod sync;
+pub mod trino_gateway;
 
 pub use change::{BackendPatch, Change, ChangeError, Outcome};
 pub use sync::{SyncOptions, SyncStatus};
@@ -175,6 +176,12 @@ impl Backends {
         }
         self.cluster.replace(&list);
         tracing::info!(backend = change.name(), by, "backend {}", change.verb());
+        let tg = self.l3.as_ref().and_then(|l3| l3.trino_gateway());
+        if let Some((tg, _)) = tg.filter(|(_, c)| c.backends && by != trino_gateway::BY) {
+            if let Err(e) = trino_gateway::write_back(tg, &change, now.as_ref()).await {
+                tracing::warn!(backend = change.name(), error = %e, "change not written back to Trino Gateway's gateway_backend; it is undone at its next read");
+            }
+        }
         if let Some(l2) = &self.l2 {
             sync::announce(self, l2).await;
         }

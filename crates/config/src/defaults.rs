@@ -172,3 +172,15 @@ pub fn otlp_timeout() -> u64 {
 pub fn console_session_ttl() -> u64 {
     8 * 3600
 }
+
+pub(crate) fn tg_schema() -> String {
+    "sluice".into()
+}
+
+pub(crate) fn tg_poll() -> u64 {
+    5000
+}
+
+pub(crate) fn external_timeout() -> u64 {
+    1000
+}

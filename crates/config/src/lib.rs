@@ -54,8 +54,10 @@ pub use invalid::Invalid;
 pub use log::{LogConfig, LogFormat};
 pub use proxy::{LoginCookieConfig, ProxyConfig, Serving};
 pub use queue::{PriorityRule, QueueConfig, Quota};
-pub use routing::{valid_slot_name, FilterErrorPolicy, RoutingConfig, SlotConfig, SlotLimits};
-pub use store::StoreConfig;
+pub use routing::{
+    valid_slot_name, ExternalRouting, FilterErrorPolicy, RoutingConfig, SlotConfig, SlotLimits,
+};
+pub use store::{StoreConfig, TrinoGatewayStore};
 pub use telemetry::TracingConfig;
 pub use tls::{ClientTlsConfig, ServerTlsConfig};
 

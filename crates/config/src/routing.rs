@@ -24,6 +24,27 @@ pub struct RoutingConfig {
     /// query: `native` (default) lets the native least-loaded router decide; `reject` answers 503.
     #[serde(default)]
     pub on_filter_error: FilterErrorPolicy,
+    /// An HTTP service that names the group of each new query before the chain runs (Trino
+    /// Gateway's external routing service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRouting>,
+}
+
+/// Trino Gateway's external routing service: a `POST` per new query with its headers and what
+/// the gateway knows of it, answered with `{"routingGroup": "…", "errors": […]}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalRouting {
+    /// `http://` or `https://` URL the service listens on.
+    pub url: String,
+    /// Time limit of one call (default 1000 ms); past it, or on any failure, the query goes on
+    /// in the group it had (its `X-Trino-Routing-Group`, else `default_group`) and the chain runs.
+    #[serde(default = "defaults::external_timeout")]
+    pub timeout_ms: u64,
+    /// Headers not sent to the service (case-insensitive). Credentials (`Authorization`,
+    /// `Cookie`, …) are never sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_headers: Vec<String>,
 }
 
 /// One slot of the filter chain.
@@ -84,6 +105,19 @@ impl RoutingConfig {
     /// Slot names are unique and well-formed; modules are `builtin:NAME` or a `.wasm` path.
     /// Which builtins exist is the filters' business: they check that themselves.
     pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(e) = &self.external {
+            if !(e.url.starts_with("http://") || e.url.starts_with("https://"))
+                || e.url.parse::<http::Uri>().is_err()
+            {
+                return Err(Invalid::new(
+                    "external.url",
+                    format!("'{}' must be an http:// or https:// URL", e.url),
+                ));
+            }
+            if e.timeout_ms == 0 {
+                return Err(Invalid::new("external.timeout_ms", "must be more than 0"));
+            }
+        }
         let mut slots = std::collections::BTreeSet::new();
         for (i, slot) in self.chain.iter().enumerate() {
             let at = |field: &str, msg: String| Invalid::new(format!("chain[{i}].{field}"), msg);

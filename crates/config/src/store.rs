@@ -39,6 +39,32 @@ pub struct StoreConfig {
     /// The Valkey pub/sub channel on which backend changes are announced to the fleet.
     #[serde(default = "defaults::backends_channel")]
     pub backends_channel: String,
+    /// Trino Gateway's database, when Sluice runs where Trino Gateway ran (docs/migrate.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trino_gateway: Option<TrinoGatewayStore>,
+}
+
+/// Trino Gateway's database (PostgreSQL or MySQL): its clusters are followed, and its query
+/// history written, so its UI, its tools and a switch back keep working.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrinoGatewayStore {
+    /// `postgres://…` or `mysql://…` of Trino Gateway's database.
+    pub url: String,
+    /// The schema (PostgreSQL) or database (MySQL) for Sluice's own tables, created at start when
+    /// missing (default `sluice`); `store.url` names it (`sluice convert-config` writes both).
+    #[serde(default = "defaults::tg_schema")]
+    pub schema: String,
+    /// Follow `gateway_backend`: its clusters are Sluice's backends, and changes through Sluice's
+    /// API are written back to it (default true).
+    #[serde(default = "defaults::yes")]
+    pub backends: bool,
+    /// Also write each query's history row into its `query_history` (default true).
+    #[serde(default = "defaults::yes")]
+    pub history: bool,
+    /// How often `gateway_backend` is read (default 5000 ms).
+    #[serde(default = "defaults::tg_poll")]
+    pub poll_interval_ms: u64,
 }
 
 impl StoreConfig {
@@ -80,6 +106,33 @@ impl StoreConfig {
         }
         if self.backends_channel.is_empty() {
             return Err(Invalid::new("backends_channel", "must not be empty"));
+        }
+        if let Some(tg) = &self.trino_gateway {
+            let at = |f: &str, m: String| Invalid::new(format!("trino_gateway.{f}"), m);
+            let dialects = ["postgres://", "postgresql://", "mysql://", "mariadb://"];
+            if !dialects.iter().any(|d| tg.url.starts_with(d)) {
+                return Err(at(
+                    "url",
+                    "Trino Gateway's database: postgres:// or mysql://".into(),
+                ));
+            }
+            if tg.url == self.url {
+                return Err(at(
+                    "url",
+                    "Sluice's own tables cannot share Trino Gateway's schema (both have query_history): give store.url another schema or database".into(),
+                ));
+            }
+            if tg.schema.is_empty()
+                || !tg
+                    .schema
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(at("schema", "letters, digits and _".into()));
+            }
+            if tg.poll_interval_ms < 100 {
+                return Err(at("poll_interval_ms", "at least 100".into()));
+            }
         }
         Ok(())
     }

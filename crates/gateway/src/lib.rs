@@ -86,6 +86,9 @@ pub enum StartError {
     /// TLS files that cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsSetupError),
+    /// The external routing service cannot be used.
+    #[error("{0}")]
+    External(String),
 }
 
 /// A running gateway.
@@ -201,6 +204,16 @@ impl Gateway {
             &tasks,
             stop.clone(),
         );
+        let tg = l3.as_ref().and_then(|l3| l3.trino_gateway());
+        if let Some((tg, tg_config)) = tg.filter(|(_, c)| c.backends) {
+            sluice_backends::trino_gateway::follow(
+                backends.clone(),
+                tg.clone(),
+                Duration::from_millis(tg_config.poll_interval_ms),
+                &tasks,
+                stop.clone(),
+            );
+        }
         let tiers = Arc::new(
             TieredCache::new(&config.cache, l2.clone(), cache_metrics).with_l3(l3.clone()),
         );
@@ -243,10 +256,16 @@ impl Gateway {
             let dir = std::path::Path::new(dir);
             sluice_filters::watch::start(dir, chain.clone(), &tasks, stop.clone())?;
         }
-        let router: Box<dyn Router> = match &chain {
+        let mut router: Box<dyn Router> = match &chain {
             Some(c) => Box::new(c.clone()),
             None => Box::new(LeastLoaded),
         };
+        if let Some(external) = &config.routing.external {
+            router = Box::new(
+                sluice_routing::external::External::new(external, router, backend_tls.clone())
+                    .map_err(StartError::External)?,
+            );
+        }
         let routing = Arc::new(Routing::new(
             cluster.clone(),
             config.routing.clone(),

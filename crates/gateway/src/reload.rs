@@ -141,6 +141,10 @@ impl Reloader {
                 "routing.on_filter_error",
                 old.routing.on_filter_error != new.routing.on_filter_error,
             ),
+            (
+                "routing.external",
+                old.routing.external != new.routing.external,
+            ),
         ] {
             if changed {
                 restart.push(name.to_string());

@@ -20,6 +20,7 @@ use sluice_cluster::{Backend, Cluster};
 use sluice_config::RoutingConfig;
 
 pub mod decision;
+pub mod external;
 pub mod request;
 pub mod router;
 pub mod sql;

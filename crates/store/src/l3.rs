@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_config::StoreConfig;
+use sluice_config::{StoreConfig, TrinoGatewayStore};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{Store, StoreError, Write};
+use crate::trino_gateway::TgHistoryColumns;
+use crate::{HistoryRow, Store, StoreError, Write};
 
 /// The L3 tier: the store, its health, and the write queue.
 pub struct L3 {
@@ -26,6 +27,17 @@ pub struct L3 {
     dropped: AtomicU64,
     written: AtomicU64,
     in_flight: AtomicU64,
+    mirror: Option<Mirror>,
+}
+
+/// Trino Gateway's database, where history rows are written too (`store.trino_gateway`).
+struct Mirror {
+    config: TrinoGatewayStore,
+    store: Store,
+    /// `query_history`'s columns, read at the first write.
+    columns: tokio::sync::Mutex<Option<TgHistoryColumns>>,
+    failed: AtomicU64,
+    failing: AtomicBool,
 }
 
 impl L3 {
@@ -59,6 +71,16 @@ impl L3 {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
+            mirror: match &config.trino_gateway {
+                Some(tg) => Some(Mirror {
+                    store: Store::open(&tg.url)?,
+                    config: tg.clone(),
+                    columns: tokio::sync::Mutex::new(None),
+                    failed: AtomicU64::new(0),
+                    failing: AtomicBool::new(false),
+                }),
+                None => None,
+            },
         })
     }
 
@@ -195,6 +217,71 @@ impl L3 {
             }
             self.written
                 .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            self.mirror_history(&batch).await;
+        }
+    }
+
+    /// Trino Gateway's database, if Sluice runs beside it.
+    pub fn trino_gateway(&self) -> Option<(&Store, &TrinoGatewayStore)> {
+        self.mirror.as_ref().map(|m| (&m.store, &m.config))
+    }
+
+    /// History rows that could not be written into Trino Gateway's `query_history`.
+    pub fn mirror_failed(&self) -> u64 {
+        self.mirror
+            .as_ref()
+            .map_or(0, |m| m.failed.load(Ordering::Relaxed))
+    }
+
+    /// Write the history rows of `batch` into Trino Gateway's `query_history` too. Its table is
+    /// a copy for its UI and tools: a failure is counted and logged, not retried (Sluice's own
+    /// table has every row).
+    async fn mirror_history(&self, batch: &[Write]) {
+        let Some(m) = self.mirror.as_ref().filter(|m| m.config.history) else {
+            return;
+        };
+        let rows: Vec<&HistoryRow> = batch
+            .iter()
+            .filter_map(|w| match w {
+                Write::History(h) => Some(&**h),
+                _ => None,
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let limit = self.timeout * 4;
+        let write = async {
+            let mut columns = m.columns.lock().await;
+            if columns.is_none() {
+                *columns = Some(m.store.tg_history_columns().await?);
+            }
+            let result = match columns.as_ref() {
+                Some(c) => m.store.tg_write_history(&rows, c).await,
+                None => Ok(()),
+            };
+            if result.is_err() {
+                // read them again next time: the table may have changed
+                *columns = None;
+            }
+            result
+        };
+        let result = match tokio::time::timeout(limit, write).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::Timeout(limit.as_millis() as u64)),
+        };
+        match result {
+            Ok(()) => {
+                if m.failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("history rows reach Trino Gateway's query_history again");
+                }
+            }
+            Err(e) => {
+                m.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                if !m.failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, rows = rows.len(), "history rows not written into Trino Gateway's query_history");
+                }
+            }
         }
     }
 }
@@ -228,6 +315,18 @@ async fn write_loop(l3: Arc<L3>, interval: Duration, stop: CancellationToken) {
 /// Migrate (until that worked once), else `SELECT 1`: whether the database is usable.
 async fn check(l3: &L3) -> bool {
     if !l3.migrated.load(Ordering::Relaxed) {
+        if let Some(m) = &l3.mirror {
+            // Sluice's own schema beside Trino Gateway's, made before the first migration
+            let create = crate::trino_gateway::create_own_namespace(&m.config.url, &m.config.schema);
+            match tokio::time::timeout(Duration::from_secs(10), create).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, schema = m.config.schema, "could not create Sluice's schema in Trino Gateway's database; retrying");
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
         match tokio::time::timeout(Duration::from_secs(30), l3.store.migrate()).await {
             Ok(Ok(())) => {
                 l3.migrated.store(true, Ordering::Relaxed);
