@@ -18,7 +18,6 @@
 //! `proxy.shutdown_grace_ms`), waits for every task, then writes what L3 still has queued.
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +50,10 @@ pub mod check;
 mod listeners;
 pub mod metrics;
 pub mod reload;
+pub mod source;
 pub mod tls;
+
+pub use source::ConfigSource;
 
 use reload::{ReloadMetrics, Reloader};
 
@@ -132,11 +134,11 @@ impl Gateway {
         Self::start_from(config, None, listener, admin_listener).await
     }
 
-    /// Start serving on already-bound listeners; `path` is the file `config` was read from, which
-    /// a reload reads again.
+    /// Start serving on already-bound listeners; `source` is the file `config` was read from,
+    /// which a reload reads again.
     pub async fn start_from(
         config: Config,
-        path: Option<PathBuf>,
+        source: Option<ConfigSource>,
         listener: TcpListener,
         admin_listener: TcpListener,
     ) -> Result<Gateway, StartError> {
@@ -304,7 +306,7 @@ impl Gateway {
         let reload_metrics = ReloadMetrics::default();
         reload_metrics.register(&mut registry);
         let reloader = Arc::new(Reloader {
-            path,
+            source,
             applied: std::sync::Mutex::new(config.clone()),
             applied_slots: std::sync::Mutex::new(reload::slot_digests(&config.routing.chain)),
             last: std::sync::Mutex::new(None),

@@ -9,7 +9,6 @@
 //! leaves them). Listeners, cache, store, proxy and sandbox settings need a restart:
 //! the report names those that changed.
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -28,7 +27,7 @@ use sluice_routing::Routing;
 
 /// What a reload changes.
 pub struct Reloader {
-    pub(crate) path: Option<PathBuf>,
+    pub(crate) source: Option<crate::source::ConfigSource>,
     pub(crate) applied: Mutex<Config>,
     /// The file's filter slots as last applied: (sha256 of the module, config JSON), read when
     /// they were applied (a module file rewritten in place is a change).
@@ -111,12 +110,11 @@ pub(crate) fn slot_digests(chain: &[SlotConfig]) -> HashMap<String, (String, Str
 
 impl Reloader {
     async fn run(&self) -> Result<(Vec<String>, Vec<String>), String> {
-        let path = self
-            .path
+        let source = self
+            .source
             .as_ref()
             .ok_or("this gateway runs without a configuration file")?;
-        let new =
-            Config::load_with(path, &sluice_filters::check_config).map_err(|e| e.to_string())?;
+        let new = source.load()?;
         let old = self.applied.lock().unwrap().clone();
         let mut applied = Vec::new();
         let mut restart = Vec::new();
@@ -265,7 +263,7 @@ impl sluice_admin::Reload for Reloader {
     fn reload(&self) -> BoxFuture<'_, ReloadReport> {
         Box::pin(async move {
             let _turn = self.turn.lock().await;
-            let path = self.path.as_ref().map(|p| p.display().to_string());
+            let path = self.source.as_ref().map(|s| s.path.display().to_string());
             let at = sluice_store::now_ms();
             let report = match self.run().await {
                 Ok((applied, restart_needed)) => {

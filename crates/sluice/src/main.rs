@@ -85,7 +85,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let admin = TcpListener::bind(config.admin.listen)
                 .await
                 .with_context(|| format!("cannot bind admin.listen {}", config.admin.listen))?;
-            let gateway = Gateway::start_from(config, path, listener, admin).await?;
+            let gateway = Gateway::start_from(config, path.map(Into::into), listener, admin).await?;
             if print_addrs {
                 println!(
                     "{}",

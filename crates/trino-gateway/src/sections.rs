@@ -1,0 +1,417 @@
+//! Each section of Trino Gateway's file, read into Sluice's document (see [`crate::translate`]).
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use crate::translate::{Native, Note, Secrets, Section, TgError};
+
+type Notes = Vec<Note>;
+
+fn note(notes: &mut Notes, key: impl Into<String>, instead: impl Into<String>) {
+    notes.push(Note {
+        key: key.into(),
+        instead: instead.into(),
+    });
+}
+
+/// Every section Sluice reads, in the order they build on each other.
+pub(crate) fn all(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    secrets: Secrets,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), TgError> {
+    listeners(top, native, notes)?;
+    data_store(top, native, notes, secrets)?;
+    stats(top, native, notes, secrets)?;
+    routing(top, native, notes, base)?;
+    valkey(top, native, notes, secrets)?;
+    admin(top, native, notes, secrets, env);
+    not_honoured(top, notes);
+    Ok(())
+}
+
+/// `requestRouter`, `serverConfig` (airlift), `server` (Dropwizard): the ports.
+fn listeners(top: &Section<'_>, native: &mut Native, notes: &mut Notes) -> Result<(), TgError> {
+    let router = top.section("requestRouter");
+    let mut port = router.u64("port")?;
+    if router.present() {
+        router.get("name");
+        if router.get("historySize").is_some() {
+            note(notes, "requestRouter.historySize", "history is kept for store.history_retention_days (days), not by count; the history API pages through it");
+        }
+        router.rest(notes, "not read: TLS on the client listener is proxy.tls (PEM files)");
+    }
+    let server_config = top.section("serverConfig");
+    if let Some(p) = server_config.u64("http-server.http.port")? {
+        port = Some(p);
+        // one port for the protocol and Trino Gateway's API, as airlift Trino Gateway has it
+        native.set("admin.trino_gateway_api_on_proxy", true);
+    }
+    server_config.get("node.environment");
+    server_config.rest(
+        notes,
+        "not read: Sluice's listeners are listen, admin.listen and proxy.tls",
+    );
+    if let Some(p) = port {
+        native.set("listen", format!("0.0.0.0:{p}"));
+    }
+    let server = top.section("server");
+    if server.present() {
+        let app_port = server
+            .get("applicationConnectors")
+            .and_then(Value::as_sequence)
+            .and_then(|s| s.first())
+            .and_then(|c| c.get("port"))
+            .and_then(Value::as_u64);
+        if let Some(p) = app_port {
+            native.set("admin.listen", format!("127.0.0.1:{p}"));
+            note(notes, "server.applicationConnectors", format!("Trino Gateway's API and Sluice's console on admin.listen 127.0.0.1:{p} (loopback: widen it in the converted file if other hosts call the API)"));
+        }
+        if server.get("adminConnectors").is_some() {
+            note(
+                notes,
+                "server.adminConnectors",
+                "health probes and /metrics are on admin.listen too",
+            );
+        }
+        server.rest(notes, "Dropwizard server settings are not read");
+    }
+    Ok(())
+}
+
+/// `dataStore`: Trino Gateway's database, followed; Sluice's own tables beside it.
+fn data_store(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    secrets: Secrets,
+) -> Result<(), TgError> {
+    let ds = top.section("dataStore");
+    if !ds.present() {
+        return Ok(());
+    }
+    let jdbc = ds
+        .str("jdbcUrl")
+        .ok_or_else(|| TgError::invalid("dataStore.jdbcUrl", "missing"))?;
+    let user = ds.str("user");
+    let password = ds.secret("password", secrets, "SLUICE_TG_DB_PASSWORD", notes);
+    ds.get("driver");
+    let url = crate::jdbc::database_url(&jdbc, user.as_deref(), None)
+        .map_err(|e| TgError::invalid("dataStore.jdbcUrl", e))?;
+    // the password goes in as given (a reference stays a reference), percent-encoded if a value
+    let url = match password {
+        Some(p) => {
+            let p = match secrets {
+                Secrets::Values => {
+                    percent_encoding::utf8_percent_encode(&p, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                }
+                Secrets::References => p,
+            };
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", &url));
+            match rest.split_once('@') {
+                Some((u, host)) => format!("{scheme}://{u}:{p}@{host}"),
+                None => format!("{scheme}://:{p}@{rest}"),
+            }
+        }
+        None => url,
+    };
+    let schema = "sluice";
+    let own = sluice_store::trino_gateway::own_tables_url(&url, schema)
+        .map_err(|e| TgError::invalid("dataStore.jdbcUrl", e.to_string()))?;
+    native.set("store.url", own);
+    native.set("store.trino_gateway.url", url);
+    native.set("store.trino_gateway.schema", schema);
+    if let Some(hours) = ds.u64("queryHistoryHoursRetention")? {
+        native.set("store.history_retention_days", hours.div_ceil(24).max(1));
+    }
+    if ds.get("runMigrationsEnabled").is_some() {
+        note(notes, "dataStore.runMigrationsEnabled", "Sluice never changes Trino Gateway's tables; its own are migrated in the schema 'sluice' of the same database");
+    }
+    ds.rest(notes, "not read (Sluice's pool: 8 connections, 2 s to connect)");
+    Ok(())
+}
+
+/// `clusterStatsConfiguration`, `monitor`, `backendState`: how clusters are polled.
+fn stats(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    secrets: Secrets,
+) -> Result<(), TgError> {
+    let cs = top.section("clusterStatsConfiguration");
+    let source = match cs.str("monitorType").map(|s| s.to_ascii_uppercase()) {
+        Some(t) => match t.as_str() {
+            "INFO_API" => Some("info_only"),
+            "UI_API" => Some("ui_api"),
+            "METRICS" => Some("metrics"),
+            "JMX" => {
+                note(notes, "clusterStatsConfiguration.monitorType", "JMX: Sluice reads the same counters from the coordinator's /metrics (stats: metrics)");
+                Some("metrics")
+            }
+            "JDBC" => {
+                note(notes, "clusterStatsConfiguration.monitorType", "JDBC: Sluice runs no SQL to poll; it reads the UI API (stats: ui_api) with backendState's credentials");
+                Some("ui_api")
+            }
+            "NOOP" => {
+                note(notes, "clusterStatsConfiguration.monitorType", "NOOP: Sluice still checks /v1/info to route around a dead coordinator (stats: info_only)");
+                Some("info_only")
+            }
+            other => {
+                return Err(TgError::invalid(
+                    "clusterStatsConfiguration.monitorType",
+                    format!("'{other}': INFO_API, UI_API, METRICS, JMX, JDBC or NOOP"),
+                ))
+            }
+        },
+        None => match cs.bool("useApi")? {
+            Some(true) => Some("ui_api"),
+            _ => None,
+        },
+    };
+    if let Some(s) = source {
+        native.set("health.stats", s);
+    }
+    cs.rest(notes, "not read");
+
+    let m = top.section("monitor");
+    if let Some(s) = m.u64("taskDelaySeconds")? {
+        native.set("health.interval_ms", s.max(1) * 1000);
+    }
+    if let Some(ms) = m.duration_ms("queryTimeout", 1000)? {
+        native.set("health.timeout_ms", ms.max(1));
+    }
+    if let Some(n) = m.str("runningQueriesMetricName") {
+        native.set("health.metrics.running", n);
+    }
+    if let Some(n) = m.str("queuedQueriesMetricName") {
+        native.set("health.metrics.queued", n);
+    }
+    if let Some(p) = m.str("metricsEndpoint").filter(|p| p != "/metrics") {
+        note(notes, "monitor.metricsEndpoint", format!("'{p}': Sluice reads /metrics"));
+    }
+    m.rest(notes, "not read: a failed poll marks the backend unhealthy until the next one answers; health.interval_ms and health.timeout_ms set the pace");
+
+    let bs = top.section("backendState");
+    if let Some(u) = bs.str("username") {
+        native.set("health.user", u);
+    }
+    if let Some(p) = bs.secret("password", secrets, "SLUICE_BACKEND_STATE_PASSWORD", notes) {
+        native.set("health.password", p);
+    }
+    if bs.get("ssl").is_some() {
+        note(notes, "backendState.ssl", "Sluice speaks https:// to a backend whose URL says so; private CAs go in backend_tls");
+    }
+    bs.rest(notes, "not read");
+    Ok(())
+}
+
+/// `routingRules`, `routing`, `modules`: the filter chain.
+fn routing(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    base: &Path,
+) -> Result<(), TgError> {
+    let routing = top.section("routing");
+    let default_group = routing.str("defaultRoutingGroup");
+    if let Some(g) = &default_group {
+        native.set("routing.default_group", g.clone());
+    }
+    routing.rest(notes, "not read: Sluice always adds X-Forwarded-*; proxy.response_timeout_ms bounds a request");
+
+    let mut chain = Vec::new();
+    let rr = top.section("routingRules");
+    let enabled = rr.bool("rulesEngineEnabled")?.unwrap_or(false);
+    let kind = rr
+        .str("rulesType")
+        .unwrap_or_else(|| "FILE".into())
+        .to_ascii_uppercase();
+    let external = rr.section("rulesExternalConfiguration");
+    let rules_path = rr.str("rulesConfigPath");
+    if enabled && kind == "EXTERNAL" {
+        let url = external.str("urlPath").ok_or_else(|| {
+            TgError::invalid("routingRules.rulesExternalConfiguration.urlPath", "missing")
+        })?;
+        native.set("routing.external.url", url);
+        let mut exclude: Vec<Value> = Vec::new();
+        for key in ["excludeHeaders", "blacklistHeaders"] {
+            if let Some(list) = external.get(key).and_then(Value::as_sequence) {
+                exclude.extend(list.iter().cloned());
+            }
+        }
+        if !exclude.is_empty() {
+            native.set("routing.external.exclude_headers", exclude);
+        }
+        note(notes, "routingRules.rulesExternalConfiguration", "called with a 1000 ms time limit (routing.external.timeout_ms); on failure the query keeps its group; credentials are never sent; externalHeaders are not applied");
+    } else if enabled && kind == "FILE" {
+        let file = rules_path
+            .clone()
+            .ok_or_else(|| TgError::invalid("routingRules.rulesConfigPath", "missing"))?;
+        // as Trino Gateway reads it (from its working directory), else beside the config file
+        let mut path = Path::new(&file).to_path_buf();
+        if !path.exists() && path.is_relative() {
+            path = base.join(&file);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            TgError::invalid("routingRules.rulesConfigPath", format!("{}: {e}", path.display()))
+        })?;
+        let (rules, problems) = crate::rules::translate(&text)
+            .map_err(|e| TgError::invalid("routingRules.rulesConfigPath", e))?;
+        for p in problems {
+            note(notes, format!("routingRules ({})", path.display()), format!("{p}: left out of the routing-rules filter"));
+        }
+        let slot = crate::rules::slot_yaml("rules", None, rules);
+        let slot: Value = serde_yaml::from_str(&slot)
+            .map_err(|e| TgError::invalid("routingRules.rulesConfigPath", e.to_string()))?;
+        if let Some(s) = slot.as_sequence() {
+            chain.extend(s.iter().cloned());
+        }
+        if rr.get("rulesRefreshPeriod").is_some() {
+            note(notes, "routingRules.rulesRefreshPeriod", "the rules file is read again on `sluice reload` (or SIGHUP), not on a timer");
+        }
+    } else if enabled {
+        return Err(TgError::invalid(
+            "routingRules.rulesType",
+            format!("'{kind}': FILE or EXTERNAL"),
+        ));
+    }
+    rr.get("rulesConfigPath");
+    rr.get("rulesRefreshPeriod");
+    rr.rest(notes, "not read");
+    external.get("urlPath");
+    external.get("excludeHeaders");
+    external.get("blacklistHeaders");
+    external.rest(notes, "not read");
+
+    let modules: Vec<String> = top
+        .get("modules")
+        .and_then(Value::as_sequence)
+        .map(|s| s.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
+    let query_count = modules
+        .iter()
+        .any(|m| m.ends_with("QueryCountBasedRouterProvider") || m.ends_with("QueueLengthRouterProvider"));
+    let policy = if query_count { "query-count" } else { "stochastic" };
+    for m in &modules {
+        let short = m.rsplit('.').next().unwrap_or(m);
+        if !(short.ends_with("RouterProvider") || short.ends_with("RoutingManagerProvider")) {
+            note(notes, format!("modules: {short}"), "built into Sluice (health checks, the backend list, stats)");
+        }
+    }
+    let mut slot = serde_yaml::Mapping::new();
+    slot.insert("slot".into(), policy.into());
+    slot.insert("module".into(), format!("builtin:{policy}").into());
+    chain.push(Value::Mapping(slot));
+    native.set("routing.chain", chain);
+    if top.get("managedApps").is_some() {
+        note(notes, "managedApps", "built into Sluice: the cluster monitor runs every health.interval_ms");
+    }
+    Ok(())
+}
+
+/// `valkeyConfiguration` (the seed's) and `distributedCacheConfiguration` (later releases): L2.
+fn valkey(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    secrets: Secrets,
+) -> Result<(), TgError> {
+    for name in ["valkeyConfiguration", "distributedCacheConfiguration"] {
+        let v = top.section(name);
+        if !v.present() {
+            continue;
+        }
+        let enabled = v.bool("enabled")?.unwrap_or(false);
+        let host = v.str("host").unwrap_or_else(|| "localhost".into());
+        let port = v.u64("port")?.unwrap_or(6379);
+        let db = v.u64("database")?.unwrap_or(0);
+        native.set("cache.valkey.enabled", enabled);
+        native.set("cache.valkey.url", format!("redis://{host}:{port}/{db}"));
+        if let Some(p) = v.secret("password", secrets, "SLUICE_VALKEY_PASSWORD", notes) {
+            native.set("cache.valkey.password", p);
+        }
+        if let Some(ms) = v.u64("timeoutMs")? {
+            native.set("cache.valkey.timeout_ms", ms.max(1));
+        }
+        let ttl = match v.u64("cacheTtlSeconds")? {
+            Some(s) => Some(s),
+            None => v.duration_ms("cacheTtl", 1000)?.map(|ms| ms / 1000),
+        };
+        if let Some(s) = ttl {
+            native.set("cache.valkey.ttl_seconds", s.max(1));
+        }
+        if let Some(ms) = v.u64("healthCheckIntervalMs")? {
+            native.set("cache.valkey.health_check_interval_ms", ms.max(1));
+        }
+        if let Some(n) = v.u64("maxTotal")? {
+            // Sluice multiplexes: each connection carries every request of the instance
+            native.set("cache.valkey.pool_size", n.clamp(1, 8));
+            note(notes, format!("{name}.maxTotal"), format!("{n} pooled connections become {} multiplexed ones (cache.valkey.pool_size)", n.clamp(1, 8)));
+        }
+        for k in ["maxIdle", "minIdle"] {
+            if v.get(k).is_some() {
+                note(notes, format!("{name}.{k}"), "Sluice's connections are multiplexed and always open; no idle pool");
+            }
+        }
+        v.rest(notes, "not read");
+    }
+    Ok(())
+}
+
+/// Changes through the admin API (and Trino Gateway's API) need an admin token: one from
+/// `SLUICE_ADMIN_TOKEN` when set; `extraWhitelistPaths` are forwarded like Trino's own paths.
+fn admin(
+    top: &Section<'_>,
+    native: &mut Native,
+    notes: &mut Notes,
+    secrets: Secrets,
+    env: &dyn Fn(&str) -> Option<String>,
+) {
+    match env("SLUICE_ADMIN_TOKEN") {
+        Some(value) => {
+            let token = match secrets {
+                Secrets::Values => value,
+                Secrets::References => "${SLUICE_ADMIN_TOKEN}".into(),
+            };
+            let mut t = serde_yaml::Mapping::new();
+            t.insert("token".into(), token.into());
+            t.insert("role".into(), "admin".into());
+            native.set("admin.tokens", vec![Value::Mapping(t)]);
+        }
+        None => note(notes, "(admin API)", "changes through Sluice's or Trino Gateway's API need an admin token: set SLUICE_ADMIN_TOKEN (at least 16 characters) before starting"),
+    }
+    if let Some(paths) = top.get("extraWhitelistPaths").and_then(Value::as_sequence) {
+        native.set("proxy.extra_paths", paths.clone());
+    }
+}
+
+/// Sections Sluice knows and does not honour as Trino Gateway does.
+fn not_honoured(top: &Section<'_>, notes: &mut Notes) {
+    for (key, instead) in [
+        ("authentication", "Sluice passes the client's credentials through to Trino; its admin API and console use admin.tokens (docs/security.md)"),
+        ("authorization", "roles are the admin.tokens' (admin or viewer)"),
+        ("presetUsers", "roles are the admin.tokens' (admin or viewer)"),
+        ("pagePermissions", "the console shows every page to a token's role"),
+        ("oauth2GatewayCookieConfiguration", "Trino's OAuth2 login passes through; proxy.login_cookie keeps its requests on one cluster"),
+        ("gatewayCookieConfiguration", "proxy.login_cookie"),
+        ("uiConfiguration", "Sluice's console (docs/console.md)"),
+        ("requestAnalyzerConfig", "Sluice parses every statement its routing filters ask about (up to proxy.max_statement_bytes)"),
+        ("statementPaths", "proxy.statement_paths"),
+        ("includeClusterHostInResponse", "not offered: each query's backend is in the history API"),
+        ("notifier", "not offered: alert from /metrics (docs/metrics.md)"),
+        ("writeBuffer", "history rows are written in batches (store.batch_size, store.flush_interval_ms)"),
+        ("databaseCache", "L1 (cache.l1) and L2 (cache.valkey) sit in front of the database"),
+        ("logging", "log.level and log.format"),
+        ("cookiePaths", "not read"),
+        ("logoutCookiePaths", "not read"),
+        ("proxyResponseConfiguration", "not read: answers stream through"),
+    ] {
+        if top.get(key).is_some() {
+            note(notes, key, instead);
+        }
+    }
+}
