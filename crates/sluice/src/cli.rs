@@ -37,8 +37,12 @@ pub enum Command {
     /// Run the gateway.
     Serve {
         /// Configuration file (YAML). Without one, embedded defaults are used.
-        #[arg(short, long, env = "SLUICE_CONFIG")]
+        #[arg(short, long, env = "SLUICE_CONFIG", conflicts_with = "trino_gateway_config")]
         config: Option<PathBuf>,
+        /// Trino Gateway's configuration file, read as it is (docs/migrate.md); keys Sluice does
+        /// not honour are listed at start.
+        #[arg(long)]
+        trino_gateway_config: Option<PathBuf>,
         /// Print the bound addresses as one JSON line on stdout (for scripts using port 0).
         #[arg(long)]
         print_addrs: bool,
@@ -47,6 +51,23 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        /// The file is Trino Gateway's: list what it becomes and every key not honoured.
+        #[arg(long)]
+        trino_gateway: bool,
+    },
+    /// Write Sluice's configuration equivalent to a Trino Gateway configuration file (secrets as
+    /// environment references; every key not honoured named in comments).
+    ConvertConfig {
+        /// Trino Gateway's configuration file.
+        file: PathBuf,
+        /// Where to write (default: stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Work with the store (L3).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
     },
     /// Start Sluice in front of in-process fake Trino clusters and print how to connect.
     Demo {
@@ -220,6 +241,29 @@ pub enum BackendCommand {
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_s: u64,
+    },
+}
+
+/// `sluice store …`.
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Copy Trino Gateway's clusters (`gateway_backend`) and query history into Sluice's own
+    /// tables. Rows already there are kept; running it twice copies nothing twice.
+    Import {
+        /// Trino Gateway's database: its `jdbc:postgresql://…` / `jdbc:mysql://…` URL (user and
+        /// password from `--user` and `SLUICE_TG_DB_PASSWORD`, or its `user=`/`password=`
+        /// parameters), or a `postgres://` / `mysql://` URL.
+        #[arg(long)]
+        from_trino_gateway: String,
+        /// The user for a JDBC URL.
+        #[arg(long)]
+        user: Option<String>,
+        /// Sluice's store to copy into (default: `store.url` of `--config`).
+        #[arg(long)]
+        store_url: Option<String>,
+        /// Sluice's configuration file naming the store.
+        #[arg(short, long, env = "SLUICE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 

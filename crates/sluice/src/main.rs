@@ -10,7 +10,7 @@
 //! | [`demo`] | `sluice demo`: the gateway in front of in-process fake clusters |
 //! | [`filter_cmd`] | `sluice filter …` over the admin API |
 //! | [`backend_cmd`] | `sluice backend …` and `sluice reload` over the admin API |
-//! | [`rules_import`] | `sluice rules import`: Trino Gateway's MVEL rules as a routing-rules slot |
+//! | [`tg_cmd`] | Trino Gateway's file read as it is, converted, and its database imported |
 //! | [`admin_client`] | the admin API client and the tables it prints |
 //! | [`telemetry`] | the `tracing` subscriber (text or JSON) |
 #![forbid(unsafe_code)]
@@ -29,7 +29,7 @@ mod backend_cmd;
 mod cli;
 mod demo;
 mod filter_cmd;
-mod rules_import;
+mod tg_cmd;
 mod telemetry;
 
 use cli::{Cli, Command};
@@ -58,18 +58,44 @@ fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::CheckConfig { file } => check_config(&file).await,
+        Command::CheckConfig {
+            file,
+            trino_gateway: false,
+        } => check_config(&file).await,
+        Command::CheckConfig {
+            file,
+            trino_gateway: true,
+        } => tg_cmd::check(&file).await,
+        Command::ConvertConfig { file, output } => tg_cmd::convert(&file, output),
+        Command::Store {
+            command:
+                cli::StoreCommand::Import {
+                    from_trino_gateway,
+                    user,
+                    store_url,
+                    config,
+                },
+        } => tg_cmd::import(&from_trino_gateway, user.as_deref(), store_url, config).await,
         Command::Serve {
             config,
+            trino_gateway_config,
             print_addrs,
         } => {
-            let loaded = match &config {
-                Some(path) => Config::load_with(path, &sluice_filters::check_config)
-                    .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
-                None => Config::default(),
+            let (config, source, notes) = match (&config, &trino_gateway_config) {
+                (_, Some(path)) => {
+                    let (config, source, notes) = tg_cmd::load(path)?;
+                    (config, Some(source), notes)
+                }
+                (Some(path), None) => (
+                    Config::load_with(path, &sluice_filters::check_config)
+                        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?,
+                    Some(path.clone().into()),
+                    Vec::new(),
+                ),
+                (None, None) => (Config::default(), None, Vec::new()),
             };
-            let (config, path) = (loaded, config);
             let telemetry = sluice_telemetry::init(&config.log, &config.tracing)?;
+            tg_cmd::log_notes(&notes);
             // every client connection is a file descriptor: take all the system allows
             match rlimit::increase_nofile_limit(u64::MAX) {
                 Ok(n) => tracing::info!(open_files = n, "file descriptor limit"),
@@ -85,7 +111,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let admin = TcpListener::bind(config.admin.listen)
                 .await
                 .with_context(|| format!("cannot bind admin.listen {}", config.admin.listen))?;
-            let gateway = Gateway::start_from(config, path.map(Into::into), listener, admin).await?;
+            let gateway = Gateway::start_from(config, source, listener, admin).await?;
             if print_addrs {
                 println!(
                     "{}",
@@ -114,7 +140,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let (rules, problems) = rules_import::translate(&text)
+            let (rules, problems) = sluice_trino_gateway::rules::translate(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!(
                 "# translated from {} by `sluice rules import`; paste under routing.chain",
@@ -122,7 +148,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             print!(
                 "{}",
-                rules_import::slot_yaml(&slot, default_group.as_deref(), rules)
+                sluice_trino_gateway::rules::slot_yaml(&slot, default_group.as_deref(), rules)
             );
             for p in &problems {
                 eprintln!("not translated: {p}");

@@ -23,7 +23,7 @@ use std::path::Path;
 
 use sluice_config::{Config, Invalid};
 
-mod jdbc;
+pub mod jdbc;
 pub mod rules;
 mod sections;
 pub mod subst;
