@@ -51,6 +51,9 @@ fn listeners(top: &Section<'_>, native: &mut Native, notes: &mut Notes) -> Resul
         native.set("admin.trino_gateway_api_on_proxy", true);
     }
     server_config.get("node.environment");
+    if let Some(forwarded) = server_config.bool("http-server.process-forwarded")? {
+        native.set("proxy.trust_forwarded_headers", forwarded);
+    }
     server_config.rest(
         notes,
         "not read: Sluice's listeners are listen, admin.listen and proxy.tls",
@@ -386,6 +389,10 @@ fn admin(
     }
     if let Some(paths) = top.get("extraWhitelistPaths").and_then(Value::as_sequence) {
         native.set("proxy.extra_paths", paths.clone());
+        note(notes, "extraWhitelistPaths", "proxy.extra_paths: prefixes, not regular expressions");
+    }
+    if let Some(paths) = top.get("additionalStatementPaths").and_then(Value::as_sequence) {
+        native.set("proxy.statement_paths", paths.clone());
     }
 }
 
@@ -400,7 +407,6 @@ fn not_honoured(top: &Section<'_>, notes: &mut Notes) {
         ("gatewayCookieConfiguration", "proxy.login_cookie"),
         ("uiConfiguration", "Sluice's console (docs/console.md)"),
         ("requestAnalyzerConfig", "Sluice parses every statement its routing filters ask about (up to proxy.max_statement_bytes)"),
-        ("statementPaths", "proxy.statement_paths"),
         ("includeClusterHostInResponse", "not offered: each query's backend is in the history API"),
         ("notifier", "not offered: alert from /metrics (docs/metrics.md)"),
         ("writeBuffer", "history rows are written in batches (store.batch_size, store.flush_interval_ms)"),
