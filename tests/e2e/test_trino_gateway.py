@@ -363,5 +363,9 @@ routingRules:
         lower = {k.lower() for k in headers}
         assert "x-trino-user" in lower and "x-secret-header" not in lower, headers
         assert all("authorization" not in {k.lower() for k in h} for h, _ in Router.seen), "credentials never leave"
+        metrics = http_json("GET", gw.admin + "/metrics")[1]
+        counts = {r: float(line.split()[-1]) for line in metrics.splitlines() for r in ("group", "kept", "failed")
+                  if line.startswith(f'sluice_external_routing_calls_total{{result="{r}"}}')}
+        assert counts == {"group": 1, "kept": 1, "failed": 2}, metrics
     finally:
         server.shutdown()

@@ -109,7 +109,10 @@ pub async fn follow_once(backends: &Backends, tg: &Store) -> Result<(), ChangeEr
             Ok(_) => {}
             // removed there while it runs queries here: removed once they end
             Err(ChangeError::Busy { .. }) => {
-                tracing::debug!(backend = name, "gone from gateway_backend; removed once idle")
+                tracing::debug!(
+                    backend = name,
+                    "gone from gateway_backend; removed once idle"
+                )
             }
             Err(e) => failed = Some(e),
         }
@@ -212,6 +215,6 @@ mod tests {
             Change::Add(b) => assert!(!b.active && b.external_url.is_none()),
             c => panic!("{c:?}"),
         }
-        assert_eq!(row_of(&kept).active, true);
+        assert!(row_of(&kept).active);
     }
 }

@@ -262,11 +262,13 @@ impl Gateway {
             Some(c) => Box::new(c.clone()),
             None => Box::new(LeastLoaded),
         };
+        let mut external_stats = None;
         if let Some(external) = &config.routing.external {
-            router = Box::new(
+            let external =
                 sluice_routing::external::External::new(external, router, backend_tls.clone())
-                    .map_err(StartError::External)?,
-            );
+                    .map_err(StartError::External)?;
+            external_stats = Some(external.stats());
+            router = Box::new(external);
         }
         let routing = Arc::new(Routing::new(
             cluster.clone(),
@@ -339,6 +341,7 @@ impl Gateway {
             l2: l2.clone(),
             l3: l3.clone(),
             fleet: fleet_gauges,
+            external: external_stats,
         }));
         let admin = Arc::new(Admin {
             cluster: cluster.clone(),

@@ -27,6 +27,8 @@ pub struct GatewayCollector {
     pub(crate) l3: Option<Arc<L3>>,
     /// `sluice_fleet_converged` and `sluice_fleet_instances` (-1: not known yet).
     pub(crate) fleet: Arc<FleetGauges>,
+    /// The external routing service's calls, when one is configured.
+    pub(crate) external: Option<Arc<sluice_routing::external::ExternalStats>>,
 }
 
 impl std::fmt::Debug for GatewayCollector {
@@ -197,6 +199,27 @@ impl Collector for GatewayCollector {
                 "sluice_l3_rows_dropped",
                 "Rows L3 could not queue (the queue was full) or write",
                 &[(&[], l3.dropped())],
+            )?;
+            if l3.trino_gateway().is_some() {
+                counter(
+                    &mut encoder,
+                    "sluice_trino_gateway_history_rows_failed",
+                    "History rows not copied into Trino Gateway's query_history (Sluice's own table has them)",
+                    &[(&[], l3.mirror_failed())],
+                )?;
+            }
+        }
+        if let Some(e) = &self.external {
+            let n = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+            counter(
+                &mut encoder,
+                "sluice_external_routing_calls",
+                "Calls to the external routing service by result: group (named another group), kept (named none or the query's own), failed (error, time limit, errors answered)",
+                &[
+                    (&[("result", "group")], n(&e.chose_group)),
+                    (&[("result", "kept")], n(&e.kept_group)),
+                    (&[("result", "failed")], n(&e.failed)),
+                ],
             )?;
         }
         let converged = self.fleet.converged.load(Ordering::Relaxed);

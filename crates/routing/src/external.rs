@@ -32,10 +32,18 @@ pub struct External {
     client: Client,
     inner: Box<dyn Router>,
     failing: AtomicBool,
-    /// Calls that failed, timed out or answered `errors`.
-    pub failures: AtomicU64,
-    /// Calls that named a group.
+    stats: std::sync::Arc<ExternalStats>,
+}
+
+/// What the calls to the service came to.
+#[derive(Debug, Default)]
+pub struct ExternalStats {
+    /// Calls that named a group other than the query's.
     pub chose_group: AtomicU64,
+    /// Calls that named no group, or the query's own.
+    pub kept_group: AtomicU64,
+    /// Calls that failed, timed out or answered `errors`.
+    pub failed: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -70,9 +78,13 @@ impl External {
             client: build(&ClientOptions::connect_within(timeout).pool(8).tls(tls)),
             inner,
             failing: AtomicBool::new(false),
-            failures: AtomicU64::new(0),
-            chose_group: AtomicU64::new(0),
+            stats: Default::default(),
         })
+    }
+
+    /// The counters of the calls (for metrics).
+    pub fn stats(&self) -> std::sync::Arc<ExternalStats> {
+        self.stats.clone()
     }
 
     /// What the service is sent about `req`.
@@ -125,7 +137,10 @@ impl External {
             }
         }
         let request = builder
-            .header(http::header::CONTENT_TYPE, "application/json; charset=utf-8")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/json; charset=utf-8",
+            )
             .body(sluice_http::full_body(body))
             .map_err(|e| e.to_string())?;
         let call = async {
@@ -163,20 +178,25 @@ impl Router for External {
                     if self.failing.swap(false, Ordering::Relaxed) {
                         tracing::info!(url = %self.url, "external routing service answers again");
                     }
+                    let named = named.filter(|g| g != ctx.group);
+                    let counter = match named {
+                        Some(_) => &self.stats.chose_group,
+                        None => &self.stats.kept_group,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
                     named
                 }
                 Err(why) => {
-                    self.failures.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     if !self.failing.swap(true, Ordering::Relaxed) {
                         tracing::warn!(url = %self.url, reason = why, "external routing service failed; queries keep their group");
                     }
                     None
                 }
             };
-            let Some(group) = group.filter(|g| g != ctx.group) else {
+            let Some(group) = group else {
                 return self.inner.route(req, ctx).await;
             };
-            self.chose_group.fetch_add(1, Ordering::Relaxed);
             let inner = RouteContext {
                 group: &group,
                 cluster: ctx.cluster,

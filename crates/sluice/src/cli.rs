@@ -37,7 +37,12 @@ pub enum Command {
     /// Run the gateway.
     Serve {
         /// Configuration file (YAML). Without one, embedded defaults are used.
-        #[arg(short, long, env = "SLUICE_CONFIG", conflicts_with = "trino_gateway_config")]
+        #[arg(
+            short,
+            long,
+            env = "SLUICE_CONFIG",
+            conflicts_with = "trino_gateway_config"
+        )]
         config: Option<PathBuf>,
         /// Trino Gateway's configuration file, read as it is (docs/migrate.md); keys Sluice does
         /// not honour are listed at start.

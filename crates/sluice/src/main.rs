@@ -29,8 +29,8 @@ mod backend_cmd;
 mod cli;
 mod demo;
 mod filter_cmd;
-mod tg_cmd;
 mod telemetry;
+mod tg_cmd;
 
 use cli::{Cli, Command};
 

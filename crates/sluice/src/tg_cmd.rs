@@ -35,7 +35,11 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, ConfigSource, Vec<Note>)> {
 /// Each key not honoured, as a warning of the log.
 pub fn log_notes(notes: &[Note]) {
     for n in notes {
-        tracing::warn!(key = n.key, instead = n.instead, "Trino Gateway setting not honoured as such");
+        tracing::warn!(
+            key = n.key,
+            instead = n.instead,
+            "Trino Gateway setting not honoured as such"
+        );
     }
 }
 
@@ -72,12 +76,12 @@ pub async fn check(file: &Path) -> anyhow::Result<()> {
 
 /// `sluice convert-config FILE [-o OUT]`.
 pub fn convert(file: &Path, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let (text, notes) =
-        sluice_trino_gateway::convert(file, &env, &sluice_filters::check_config)
-            .map_err(|e| anyhow::anyhow!("invalid Trino Gateway configuration: {e}"))?;
+    let (text, notes) = sluice_trino_gateway::convert(file, &env, &sluice_filters::check_config)
+        .map_err(|e| anyhow::anyhow!("invalid Trino Gateway configuration: {e}"))?;
     match output {
         Some(out) => {
-            std::fs::write(&out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+            std::fs::write(&out, &text)
+                .with_context(|| format!("cannot write {}", out.display()))?;
             eprintln!(
                 "wrote {} ({} keys not honoured as such, named in its comments)",
                 out.display(),

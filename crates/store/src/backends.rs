@@ -3,8 +3,8 @@
 //! API, and every instance of a fleet follows it.
 use sluice_config::{BackendConfig, StatsSource};
 
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{now_ms, Store, StoreError};
 
 const SELECT: &str = "SELECT name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries \
@@ -74,7 +74,8 @@ const UPDATE: &str = "UPDATE backends SET proxy_url = $1, external_url = $2, rou
 impl Store {
     /// Every backend, by name.
     pub async fn backends(&self) -> Result<Vec<BackendConfig>, StoreError> {
-        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(p.sql(SELECT)).fetch_all(p).await)?;
+        let rows: Vec<Row> =
+            with_pool!(self, |p| sqlx::query_as(p.sql(SELECT)).fetch_all(p).await)?;
         rows.into_iter().map(from_row).collect()
     }
 
@@ -141,9 +142,9 @@ impl Store {
 
     /// Remove a backend; false if there was none.
     pub async fn delete_backend(&self, name: &str) -> Result<bool, StoreError> {
-        let n = with_pool!(self, |p| sqlx::query(p.sql(
-            "DELETE FROM backends WHERE name = $1"
-        ))
+        let n = with_pool!(self, |p| sqlx::query(
+            p.sql("DELETE FROM backends WHERE name = $1")
+        )
         .bind(name)
         .execute(p)
         .await
@@ -170,7 +171,7 @@ mod tests {
         }
     }
 
-        async fn the_seed_is_written_once_then_the_table_is_the_truth(store: Store) {
+    async fn the_seed_is_written_once_then_the_table_is_the_truth(store: Store) {
         assert!(store
             .seed_backends(&[backend("a", "adhoc"), backend("b", "etl")], "seed")
             .await
@@ -191,7 +192,7 @@ mod tests {
         assert_eq!(names, ["a"]);
     }
 
-        async fn insert_refuses_a_taken_name_and_update_an_unknown_one(store: Store) {
+    async fn insert_refuses_a_taken_name_and_update_an_unknown_one(store: Store) {
         let mut a = backend("a", "adhoc");
         assert!(store.insert_backend(&a, "t").await.unwrap());
         assert!(!store.insert_backend(&a, "t").await.unwrap());

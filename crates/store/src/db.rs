@@ -244,8 +244,18 @@ mod tests {
         ];
         assert_eq!(sqlite.migrations.len(), expected.len());
         for (i, (lite, post)) in expected.iter().enumerate() {
-            assert_eq!(&hex(&sqlite.migrations[i].checksum), lite, "SQLite migration {}", i + 1);
-            assert_eq!(&hex(&pg.migrations[i].checksum), post, "PostgreSQL migration {}", i + 1);
+            assert_eq!(
+                &hex(&sqlite.migrations[i].checksum),
+                lite,
+                "SQLite migration {}",
+                i + 1
+            );
+            assert_eq!(
+                &hex(&pg.migrations[i].checksum),
+                post,
+                "PostgreSQL migration {}",
+                i + 1
+            );
         }
     }
 

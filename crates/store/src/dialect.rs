@@ -158,7 +158,10 @@ pub(crate) fn mysql_migration(template: &str) -> String {
         .replace(" TEXT", " LONGTEXT")
         .replace(" DEFAULT 'null'", "")
         .replace("CREATE INDEX IF NOT EXISTS", "CREATE INDEX")
-        .replace("\n);", "\n) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;");
+        .replace(
+            "\n);",
+            "\n) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;",
+        );
     mysql(&sql)
 }
 

@@ -2,8 +2,8 @@
 //! query): batched writes, reads of unexpired entries, pruning.
 use std::time::Duration;
 
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{now_ms, Store, StoreError};
 
 /// One row of `query_history` (serialised as the history API shows it).
@@ -188,7 +188,7 @@ pub(crate) mod tests {
         }))
     }
 
-        async fn round_trip_prune_and_idempotent_history(store: Store) {
+    async fn round_trip_prune_and_idempotent_history(store: Store) {
         let soon = now_ms() + 60_000;
         let entry = |key: &str, value: &[u8], expires_at_ms| Write::Entry {
             key: key.into(),
@@ -215,7 +215,5 @@ pub(crate) mod tests {
         assert_eq!(store.prune(Duration::from_secs(86_400)).await.unwrap(), 1);
     }
 
-    crate::test_dbs::on_every_dialect!(
-        round_trip_prune_and_idempotent_history,
-    );
+    crate::test_dbs::on_every_dialect!(round_trip_prune_and_idempotent_history,);
 }

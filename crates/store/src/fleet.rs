@@ -2,8 +2,8 @@
 //! follows (`filter_chain`) and what each instance runs (`filter_instances`).
 use serde::{Deserialize, Serialize};
 
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{now_ms, Store, StoreError};
 
 /// What one instance runs in one slot, as it last reported.
@@ -65,7 +65,10 @@ impl Store {
         const INSERT: &str = "INSERT INTO filter_instances (instance_id, slot, position, sha256, version, error, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)";
         write_tx!(self, |tx| {
-            sqlx::query(tx.sql(DELETE)).bind(instance).execute(&mut *tx).await?;
+            sqlx::query(tx.sql(DELETE))
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
             for s in slots {
                 sqlx::query(tx.sql(INSERT))
                     .bind(instance)
@@ -118,7 +121,7 @@ impl Store {
 mod tests {
     use super::*;
 
-        async fn chain_order_and_instance_reports_round_trip(store: Store) {
+    async fn chain_order_and_instance_reports_round_trip(store: Store) {
         assert_eq!(store.chain_order().await.unwrap(), None);
         let order = vec!["rules".to_string(), "balance".to_string()];
         store.set_chain_order(&order, "test").await.unwrap();
@@ -152,7 +155,5 @@ mod tests {
         assert!(store.instances().await.unwrap().is_empty());
     }
 
-    crate::test_dbs::on_every_dialect!(
-        chain_order_and_instance_reports_round_trip,
-    );
+    crate::test_dbs::on_every_dialect!(chain_order_and_instance_reports_round_trip,);
 }

@@ -3,8 +3,8 @@
 //! 0003 serve every filter).
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::dialect::Sql;
 use crate::db::with_pool;
+use crate::dialect::Sql;
 use crate::{HistoryRow, Store, StoreError};
 
 /// The largest page.
@@ -188,7 +188,7 @@ mod tests {
         }))
     }
 
-        async fn pages_are_newest_first_filtered_and_continue_where_they_ended(store: Store) {
+    async fn pages_are_newest_first_filtered_and_continue_where_they_ended(store: Store) {
         let mut rows = Vec::new();
         for i in 0..25 {
             let (user, group) = if i % 5 == 0 {

@@ -317,7 +317,8 @@ async fn check(l3: &L3) -> bool {
     if !l3.migrated.load(Ordering::Relaxed) {
         if let Some(m) = &l3.mirror {
             // Sluice's own schema beside Trino Gateway's, made before the first migration
-            let create = crate::trino_gateway::create_own_namespace(&m.config.url, &m.config.schema);
+            let create =
+                crate::trino_gateway::create_own_namespace(&m.config.url, &m.config.schema);
             match tokio::time::timeout(Duration::from_secs(10), create).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

@@ -30,14 +30,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub mod backends;
 pub mod db;
 mod dialect;
-#[cfg(test)]
-mod test_dbs;
 pub mod entries;
 pub mod fleet;
 pub mod history;
 pub mod l3;
 pub mod modules;
 pub mod queue;
+#[cfg(test)]
+mod test_dbs;
 pub mod trino_gateway;
 
 pub use db::Store;

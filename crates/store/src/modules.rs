@@ -1,8 +1,8 @@
 //! `filter_modules`: every accepted filter version of every slot, with the one that is active.
 use serde::Serialize;
 
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{now_ms, Store, StoreError};
 
 /// A filter version to store.
@@ -109,8 +109,10 @@ impl Store {
         const SQL: &str = "SELECT version, sha256, active, created_at, created_by \
              FROM filter_modules WHERE slot = $1 ORDER BY version";
         type Row = (i64, String, bool, i64, Option<String>);
-        let rows: Vec<Row> =
-            with_pool!(self, |p| sqlx::query_as(p.sql(SQL)).bind(slot).fetch_all(p).await)?;
+        let rows: Vec<Row> = with_pool!(self, |p| sqlx::query_as(p.sql(SQL))
+            .bind(slot)
+            .fetch_all(p)
+            .await)?;
         Ok(rows
             .into_iter()
             .map(
@@ -130,7 +132,10 @@ impl Store {
         const ACTIVATE: &str =
             "UPDATE filter_modules SET active = TRUE WHERE slot = $1 AND version = $2";
         write_tx!(self, |tx| {
-            sqlx::query(tx.sql(DEACTIVATE)).bind(slot).execute(&mut *tx).await?;
+            sqlx::query(tx.sql(DEACTIVATE))
+                .bind(slot)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(tx.sql(ACTIVATE))
                 .bind(slot)
                 .bind(version)
@@ -153,7 +158,7 @@ impl Store {
 mod tests {
     use super::*;
 
-        async fn versions_count_up_and_one_is_active(store: Store) {
+    async fn versions_count_up_and_one_is_active(store: Store) {
         let new = |sha: &'static str| NewModule {
             slot: "s",
             sha256: sha,
@@ -181,7 +186,5 @@ mod tests {
         assert!(store.module("s", 3).await.unwrap().is_none());
     }
 
-    crate::test_dbs::on_every_dialect!(
-        versions_count_up_and_one_is_active,
-    );
+    crate::test_dbs::on_every_dialect!(versions_count_up_and_one_is_active,);
 }

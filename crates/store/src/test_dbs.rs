@@ -33,9 +33,7 @@ async fn admin(server: &str, statement: String) {
             .map(|_| ()),
         Store::Sqlite(_) => unreachable!(),
     };
-    done.unwrap_or_else(|e| {
-        panic!("{server} runs on this machine and in CI (database test): {e}")
-    });
+    done.unwrap_or_else(|e| panic!("{server} runs on this machine and in CI (database test): {e}"));
 }
 
 impl TestDb {

@@ -49,7 +49,10 @@ impl TgHistoryColumns {
     }
 
     fn limit(&self, column: &str) -> Option<usize> {
-        self.0.iter().find(|(c, _)| c == column).and_then(|(_, l)| *l)
+        self.0
+            .iter()
+            .find(|(c, _)| c == column)
+            .and_then(|(_, l)| *l)
     }
 }
 
@@ -96,7 +99,8 @@ impl Store {
     pub async fn tg_upsert_backend(&self, b: &TgBackend) -> Result<(), StoreError> {
         const UPDATE: &str = "UPDATE gateway_backend SET backend_url = $1, routing_group = $2, \
              external_url = $3, active = $4 WHERE name = $5";
-        const INSERT: &str = "INSERT INTO gateway_backend (backend_url, routing_group, external_url, active, name) \
+        const INSERT: &str =
+            "INSERT INTO gateway_backend (backend_url, routing_group, external_url, active, name) \
              VALUES ($1, $2, $3, $4, $5)";
         let external = b.external_url.clone().unwrap_or_else(|| b.url.clone());
         let n = with_pool!(self, |p| sqlx::query(p.sql(UPDATE))
@@ -372,8 +376,14 @@ mod tests {
         let s = &db.store;
         let backends = s.tg_backends().await.unwrap();
         assert_eq!(backends.len(), 2);
-        assert_eq!(backends[0].external_url.as_deref(), Some("https://t1.example"));
-        assert_eq!((backends[1].group.as_str(), backends[1].active), ("adhoc", false));
+        assert_eq!(
+            backends[0].external_url.as_deref(),
+            Some("https://t1.example")
+        );
+        assert_eq!(
+            (backends[1].group.as_str(), backends[1].active),
+            ("adhoc", false)
+        );
         let mut changed = backends[1].clone();
         changed.active = true;
         changed.group = "etl".into();
@@ -409,7 +419,10 @@ mod tests {
         s.tg_write_history(&[&row, &row], &columns).await.unwrap();
         let history = s.tg_history().await.unwrap();
         assert_eq!(history.len(), 2, "{history:?}");
-        assert_eq!((history[0].query_id.as_str(), history[0].backend.as_str()), ("q_old", "trino-1"));
+        assert_eq!(
+            (history[0].query_id.as_str(), history[0].backend.as_str()),
+            ("q_old", "trino-1")
+        );
         assert_eq!(history[1].backend, "trino-2", "found by its URL");
         assert_eq!(history[1].query_text.len(), 256, "cut to the column");
         db.drop().await;
@@ -438,8 +451,16 @@ mod tests {
             let own = Store::open(&own_tables_url(&tg_url, &schema).unwrap()).unwrap();
             own.migrate().await.unwrap();
             own.migrate().await.unwrap();
-            assert_eq!(own.history_count().await.unwrap(), 0, "{server}: Sluice's own table");
-            assert_eq!(db.store.tg_history().await.unwrap().len(), 1, "{server}: Trino Gateway's");
+            assert_eq!(
+                own.history_count().await.unwrap(),
+                0,
+                "{server}: Sluice's own table"
+            );
+            assert_eq!(
+                db.store.tg_history().await.unwrap().len(),
+                1,
+                "{server}: Trino Gateway's"
+            );
             let drop = match server {
                 POSTGRES => format!("DROP SCHEMA {schema} CASCADE"),
                 _ => format!("DROP DATABASE {schema}"),

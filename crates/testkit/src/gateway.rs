@@ -31,9 +31,14 @@ pub async fn start_gateway_from(path: &std::path::Path) -> (Gateway, Config) {
     let config = Config::load_with(path, &sluice_filters::check_config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Gateway::start_from(config.clone(), Some(path.to_path_buf().into()), listener, admin)
-        .await
-        .unwrap();
+    let gateway = Gateway::start_from(
+        config.clone(),
+        Some(path.to_path_buf().into()),
+        listener,
+        admin,
+    )
+    .await
+    .unwrap();
     (gateway, config)
 }
 

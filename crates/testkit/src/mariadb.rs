@@ -19,11 +19,16 @@ impl MariaDbServer {
     /// Create a data directory and start the server; waits until it accepts connections.
     pub async fn start() -> MariaDbServer {
         let port = free_port().await;
-        let dir = std::env::temp_dir().join(format!("sluice-mariadb-{}-{port}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("sluice-mariadb-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let status = Command::new("mariadb-install-db")
-            .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal"])
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+            ])
             .arg(format!("--datadir={}", dir.join("data").display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -44,7 +49,10 @@ impl MariaDbServer {
         let d = |name: &str| self.dir.join(name).display().to_string();
         let child = Command::new("mariadbd")
             .args(["--no-defaults", "--user=root", "--skip-grant-tables"])
-            .args(["--bind-address=127.0.0.1", "--innodb-flush-log-at-trx-commit=2"])
+            .args([
+                "--bind-address=127.0.0.1",
+                "--innodb-flush-log-at-trx-commit=2",
+            ])
             .arg(format!("--port={}", self.port))
             .arg(format!("--datadir={}", d("data")))
             .arg(format!("--socket={}", d("sock")))

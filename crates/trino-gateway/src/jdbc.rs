@@ -4,10 +4,14 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 /// `jdbc:postgresql://host:port/db?…` or `jdbc:mysql://…` / `jdbc:mariadb://…` as
 /// `postgres://user:password@host:port/db` or `mysql://…`. The JDBC parameters are dropped
 /// (they are the Java driver's) except where the other driver reads the same one.
-pub fn database_url(jdbc: &str, user: Option<&str>, password: Option<&str>) -> Result<String, String> {
-    let rest = jdbc
-        .strip_prefix("jdbc:")
-        .ok_or_else(|| format!("'{jdbc}' is not a JDBC URL (jdbc:postgresql://… or jdbc:mysql://…)"))?;
+pub fn database_url(
+    jdbc: &str,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<String, String> {
+    let rest = jdbc.strip_prefix("jdbc:").ok_or_else(|| {
+        format!("'{jdbc}' is not a JDBC URL (jdbc:postgresql://… or jdbc:mysql://…)")
+    })?;
     let (scheme, tail) = rest
         .split_once("://")
         .ok_or_else(|| format!("'{jdbc}' has no //host"))?;
@@ -26,7 +30,10 @@ pub fn database_url(jdbc: &str, user: Option<&str>, password: Option<&str>) -> R
         return Err(format!("'{jdbc}' names no host or no database"));
     }
     let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
-    let credentials = match (user.filter(|u| !u.is_empty()), password.filter(|p| !p.is_empty())) {
+    let credentials = match (
+        user.filter(|u| !u.is_empty()),
+        password.filter(|p| !p.is_empty()),
+    ) {
         (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
         (Some(u), None) => format!("{}@", enc(u)),
         (None, _) => String::new(),
@@ -50,11 +57,21 @@ mod tests {
     #[test]
     fn jdbc_urls_become_database_urls() {
         assert_eq!(
-            database_url("jdbc:postgresql://pg:5432/gateway?sslmode=require&ApplicationName=x", Some("tg"), Some("p@ss/w")).unwrap(),
+            database_url(
+                "jdbc:postgresql://pg:5432/gateway?sslmode=require&ApplicationName=x",
+                Some("tg"),
+                Some("p@ss/w")
+            )
+            .unwrap(),
             "postgres://tg:p%40ss%2Fw@pg:5432/gateway?sslmode=require"
         );
         assert_eq!(
-            database_url("jdbc:mysql://db:3306/gateway?useSSL=false", Some("root"), None).unwrap(),
+            database_url(
+                "jdbc:mysql://db:3306/gateway?useSSL=false",
+                Some("root"),
+                None
+            )
+            .unwrap(),
             "mysql://root@db:3306/gateway"
         );
         assert!(database_url("jdbc:oracle:thin:@h:1521/x", None, None).is_err());

@@ -42,7 +42,10 @@ fn listeners(top: &Section<'_>, native: &mut Native, notes: &mut Notes) -> Resul
         if router.get("historySize").is_some() {
             note(notes, "requestRouter.historySize", "history is kept for store.history_retention_days (days), not by count; the history API pages through it");
         }
-        router.rest(notes, "not read: TLS on the client listener is proxy.tls (PEM files)");
+        router.rest(
+            notes,
+            "not read: TLS on the client listener is proxy.tls (PEM files)",
+        );
     }
     let server_config = top.section("serverConfig");
     if let Some(p) = server_config.u64("http-server.http.port")? {
@@ -134,7 +137,10 @@ fn data_store(
     if ds.get("runMigrationsEnabled").is_some() {
         note(notes, "dataStore.runMigrationsEnabled", "Sluice never changes Trino Gateway's tables; its own are migrated in the schema 'sluice' of the same database");
     }
-    ds.rest(notes, "not read (Sluice's pool: 8 connections, 2 s to connect)");
+    ds.rest(
+        notes,
+        "not read (Sluice's pool: 8 connections, 2 s to connect)",
+    );
     Ok(())
 }
 
@@ -194,7 +200,11 @@ fn stats(
         native.set("health.metrics.queued", n);
     }
     if let Some(p) = m.str("metricsEndpoint").filter(|p| p != "/metrics") {
-        note(notes, "monitor.metricsEndpoint", format!("'{p}': Sluice reads /metrics"));
+        note(
+            notes,
+            "monitor.metricsEndpoint",
+            format!("'{p}': Sluice reads /metrics"),
+        );
     }
     m.rest(notes, "not read: a failed poll marks the backend unhealthy until the next one answers; health.interval_ms and health.timeout_ms set the pace");
 
@@ -206,7 +216,11 @@ fn stats(
         native.set("health.password", p);
     }
     if bs.get("ssl").is_some() {
-        note(notes, "backendState.ssl", "Sluice speaks https:// to a backend whose URL says so; private CAs go in backend_tls");
+        note(
+            notes,
+            "backendState.ssl",
+            "Sluice speaks https:// to a backend whose URL says so; private CAs go in backend_tls",
+        );
     }
     bs.rest(notes, "not read");
     Ok(())
@@ -224,7 +238,10 @@ fn routing(
     if let Some(g) = &default_group {
         native.set("routing.default_group", g.clone());
     }
-    routing.rest(notes, "not read: Sluice always adds X-Forwarded-*; proxy.response_timeout_ms bounds a request");
+    routing.rest(
+        notes,
+        "not read: Sluice always adds X-Forwarded-*; proxy.response_timeout_ms bounds a request",
+    );
 
     let mut chain = Vec::new();
     let rr = top.section("routingRules");
@@ -260,12 +277,19 @@ fn routing(
             path = base.join(&file);
         }
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            TgError::invalid("routingRules.rulesConfigPath", format!("{}: {e}", path.display()))
+            TgError::invalid(
+                "routingRules.rulesConfigPath",
+                format!("{}: {e}", path.display()),
+            )
         })?;
         let (rules, problems) = crate::rules::translate(&text)
             .map_err(|e| TgError::invalid("routingRules.rulesConfigPath", e))?;
         for p in problems {
-            note(notes, format!("routingRules ({})", path.display()), format!("{p}: left out of the routing-rules filter"));
+            note(
+                notes,
+                format!("routingRules ({})", path.display()),
+                format!("{p}: left out of the routing-rules filter"),
+            );
         }
         let slot = crate::rules::slot_yaml("rules", None, rules);
         let slot: Value = serde_yaml::from_str(&slot)
@@ -274,7 +298,11 @@ fn routing(
             chain.extend(s.iter().cloned());
         }
         if rr.get("rulesRefreshPeriod").is_some() {
-            note(notes, "routingRules.rulesRefreshPeriod", "the rules file is read again on `sluice reload` (or SIGHUP), not on a timer");
+            note(
+                notes,
+                "routingRules.rulesRefreshPeriod",
+                "the rules file is read again on `sluice reload` (or SIGHUP), not on a timer",
+            );
         }
     } else if enabled {
         return Err(TgError::invalid(
@@ -293,16 +321,28 @@ fn routing(
     let modules: Vec<String> = top
         .get("modules")
         .and_then(Value::as_sequence)
-        .map(|s| s.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|s| {
+            s.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
-    let query_count = modules
-        .iter()
-        .any(|m| m.ends_with("QueryCountBasedRouterProvider") || m.ends_with("QueueLengthRouterProvider"));
-    let policy = if query_count { "query-count" } else { "stochastic" };
+    let query_count = modules.iter().any(|m| {
+        m.ends_with("QueryCountBasedRouterProvider") || m.ends_with("QueueLengthRouterProvider")
+    });
+    let policy = if query_count {
+        "query-count"
+    } else {
+        "stochastic"
+    };
     for m in &modules {
         let short = m.rsplit('.').next().unwrap_or(m);
         if !(short.ends_with("RouterProvider") || short.ends_with("RoutingManagerProvider")) {
-            note(notes, format!("modules: {short}"), "built into Sluice (health checks, the backend list, stats)");
+            note(
+                notes,
+                format!("modules: {short}"),
+                "built into Sluice (health checks, the backend list, stats)",
+            );
         }
     }
     let mut slot = serde_yaml::Mapping::new();
@@ -311,7 +351,11 @@ fn routing(
     chain.push(Value::Mapping(slot));
     native.set("routing.chain", chain);
     if top.get("managedApps").is_some() {
-        note(notes, "managedApps", "built into Sluice: the cluster monitor runs every health.interval_ms");
+        note(
+            notes,
+            "managedApps",
+            "built into Sluice: the cluster monitor runs every health.interval_ms",
+        );
     }
     Ok(())
 }
@@ -353,11 +397,22 @@ fn valkey(
         if let Some(n) = v.u64("maxTotal")? {
             // Sluice multiplexes: each connection carries every request of the instance
             native.set("cache.valkey.pool_size", n.clamp(1, 8));
-            note(notes, format!("{name}.maxTotal"), format!("{n} pooled connections become {} multiplexed ones (cache.valkey.pool_size)", n.clamp(1, 8)));
+            note(
+                notes,
+                format!("{name}.maxTotal"),
+                format!(
+                    "{n} pooled connections become {} multiplexed ones (cache.valkey.pool_size)",
+                    n.clamp(1, 8)
+                ),
+            );
         }
         for k in ["maxIdle", "minIdle"] {
             if v.get(k).is_some() {
-                note(notes, format!("{name}.{k}"), "Sluice's connections are multiplexed and always open; no idle pool");
+                note(
+                    notes,
+                    format!("{name}.{k}"),
+                    "Sluice's connections are multiplexed and always open; no idle pool",
+                );
             }
         }
         v.rest(notes, "not read");
@@ -389,9 +444,16 @@ fn admin(
     }
     if let Some(paths) = top.get("extraWhitelistPaths").and_then(Value::as_sequence) {
         native.set("proxy.extra_paths", paths.clone());
-        note(notes, "extraWhitelistPaths", "proxy.extra_paths: prefixes, not regular expressions");
+        note(
+            notes,
+            "extraWhitelistPaths",
+            "proxy.extra_paths: prefixes, not regular expressions",
+        );
     }
-    if let Some(paths) = top.get("additionalStatementPaths").and_then(Value::as_sequence) {
+    if let Some(paths) = top
+        .get("additionalStatementPaths")
+        .and_then(Value::as_sequence)
+    {
         native.set("proxy.statement_paths", paths.clone());
     }
 }

@@ -79,7 +79,10 @@ pub fn substitute(
             })?;
             let value = lookup(&r.var).or(r.default).ok_or_else(|| SubstError {
                 line: i + 1,
-                message: format!("environment variable {} is not set and has no default", r.var),
+                message: format!(
+                    "environment variable {} is not set and has no default",
+                    r.var
+                ),
             })?;
             out.push_str(&value);
             rest = &after[end + 1..];
@@ -104,10 +107,7 @@ mod tests {
         let err = substitute("x: 1\ny: ${ENV:UNSET}\n", &env).unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("UNSET"), "{err}");
-        assert_eq!(
-            whole_reference("${ENV:PW}").unwrap().sluice_form(),
-            "${PW}"
-        );
+        assert_eq!(whole_reference("${ENV:PW}").unwrap().sluice_form(), "${PW}");
         assert_eq!(
             whole_reference("${H:localhost}").unwrap().sluice_form(),
             "${H:-localhost}"

@@ -93,7 +93,10 @@ fn the_documented_file_runs_as_sluice_and_every_other_key_is_named() {
     assert_eq!(c.listen.port(), 9080);
     assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9081");
     let tg = c.store.trino_gateway.as_ref().unwrap();
-    assert_eq!(tg.url, "postgres://postgres:s3cr%2Fet@localhost:5432/gateway");
+    assert_eq!(
+        tg.url,
+        "postgres://postgres:s3cr%2Fet@localhost:5432/gateway"
+    );
     assert_eq!(
         c.store.url,
         "postgres://postgres:s3cr%2Fet@localhost:5432/gateway?options=-c%20search_path%3Dsluice"
@@ -106,7 +109,10 @@ fn the_documented_file_runs_as_sluice_and_every_other_key_is_named() {
     assert!(c.cache.valkey.enabled);
     assert_eq!(c.cache.valkey.url, "redis://localhost:6379/0");
     assert_eq!(c.cache.valkey.password.as_deref(), Some("vpass"));
-    assert_eq!((c.cache.valkey.ttl_seconds, c.cache.valkey.timeout_ms), (1800, 2000));
+    assert_eq!(
+        (c.cache.valkey.ttl_seconds, c.cache.valkey.timeout_ms),
+        (1800, 2000)
+    );
     assert_eq!(c.cache.valkey.health_check_interval_ms, 30000);
     let keys: Vec<&str> = notes.iter().map(|n| n.key.as_str()).collect();
     for k in [
@@ -125,7 +131,9 @@ fn the_documented_file_runs_as_sluice_and_every_other_key_is_named() {
         notes.iter().any(|n| n.instead.contains("negated")),
         "an untranslatable rule is named: {notes:?}"
     );
-    assert!(!keys.contains(&"dataStore.password") && !keys.contains(&"routingRules.rulesConfigPath"));
+    assert!(
+        !keys.contains(&"dataStore.password") && !keys.contains(&"routingRules.rulesConfigPath")
+    );
 }
 
 #[test]
@@ -135,7 +143,10 @@ fn the_converted_file_keeps_references_and_writes_no_secret() {
     let literal = CONFIG.replace("${ENV:TG_DB_PASSWORD}", "literal-pw");
     let path = write(&d, "config.yaml", &literal);
     let (text, notes) = convert(&path, &env, &|_| Ok(())).unwrap();
-    assert!(!text.contains("literal-pw") && !text.contains("vpass"), "{text}");
+    assert!(
+        !text.contains("literal-pw") && !text.contains("vpass"),
+        "{text}"
+    );
     assert!(text.contains("${SLUICE_TG_DB_PASSWORD}"), "{text}");
     assert!(text.contains("password: ${VALKEY_PASSWORD}"), "{text}");
     assert!(notes.iter().any(|n| n.key == "dataStore.password"));
@@ -144,17 +155,32 @@ fn the_converted_file_keeps_references_and_writes_no_secret() {
     let lookup = |v: &str| Some(format!("{v}-value"));
     let c = Config::from_yaml(&std::fs::read_to_string(&out).unwrap(), &lookup).unwrap();
     assert_eq!(c.listen.port(), 9080);
-    assert_eq!(c.cache.valkey.password.as_deref(), Some("VALKEY_PASSWORD-value"));
+    assert_eq!(
+        c.cache.valkey.password.as_deref(),
+        Some("VALKEY_PASSWORD-value")
+    );
 }
 
 #[test]
 fn broken_files_are_refused_with_the_key() {
     let d = dir("broken");
     for (text, expected) in [
-        ("dataStore: {jdbcUrl: 'jdbc:oracle:thin:@h:1/x'}", "dataStore.jdbcUrl"),
-        ("clusterStatsConfiguration: {monitorType: FOO}", "monitorType"),
-        ("routingRules: {rulesEngineEnabled: true, rulesConfigPath: nowhere.yml}", "rulesConfigPath"),
-        ("routingRules: {rulesEngineEnabled: true, rulesType: EXTERNAL}", "urlPath"),
+        (
+            "dataStore: {jdbcUrl: 'jdbc:oracle:thin:@h:1/x'}",
+            "dataStore.jdbcUrl",
+        ),
+        (
+            "clusterStatsConfiguration: {monitorType: FOO}",
+            "monitorType",
+        ),
+        (
+            "routingRules: {rulesEngineEnabled: true, rulesConfigPath: nowhere.yml}",
+            "rulesConfigPath",
+        ),
+        (
+            "routingRules: {rulesEngineEnabled: true, rulesType: EXTERNAL}",
+            "urlPath",
+        ),
         ("valkeyConfiguration: {port: ${ENV:NOT_SET}}", "NOT_SET"),
         ("requestRouter: {port: [1]}", "requestRouter.port"),
         ("- a list", "mapping"),
@@ -179,7 +205,10 @@ fn airlift_files_and_the_external_service() {
     assert_eq!(c.listen.port(), 8080);
     assert!(c.admin.trino_gateway_api_on_proxy);
     let e = c.routing.external.as_ref().unwrap();
-    assert_eq!((e.url.as_str(), e.exclude_headers.len()), ("http://router:5000/route", 1));
+    assert_eq!(
+        (e.url.as_str(), e.exclude_headers.len()),
+        ("http://router:5000/route", 1)
+    );
     assert_eq!(c.routing.chain[0].module, "builtin:stochastic");
     assert_eq!(c.cache.valkey.ttl_seconds, 1800);
     assert!(!c.cache.valkey.enabled);

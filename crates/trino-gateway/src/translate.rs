@@ -197,7 +197,12 @@ impl<'a> Section<'a> {
             "m" => 60_000.0,
             "h" => 3_600_000.0,
             "d" => 86_400_000.0,
-            _ => return Err(TgError::invalid(&self.key(key), format!("'{text}' is not a duration"))),
+            _ => {
+                return Err(TgError::invalid(
+                    &self.key(key),
+                    format!("'{text}' is not a duration"),
+                ))
+            }
         };
         num.parse::<f64>()
             .map(|n| Some((n * per) as u64))

@@ -1,7 +1,7 @@
 //! Arrivals and admissions: each one transaction, in turn with every other instance's.
 use super::{Admission, AdmitAsk, Counts, NewEntry, QueueFull, Room, WaitLimits};
-use crate::dialect::Sql;
 use crate::db::write_tx;
+use crate::dialect::Sql;
 use crate::{Store, StoreError};
 
 impl Store {
@@ -20,11 +20,12 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', $11, $12, $13)";
         write_tx!(self, |tx| {
             let seq = take_turn!(tx);
-            let (total, group, user): (i64, Option<i64>, Option<i64>) = sqlx::query_as(tx.sql(COUNTS))
-                .bind(e.group)
-                .bind(e.user)
-                .fetch_one(&mut *tx)
-                .await?;
+            let (total, group, user): (i64, Option<i64>, Option<i64>) =
+                sqlx::query_as(tx.sql(COUNTS))
+                    .bind(e.group)
+                    .bind(e.user)
+                    .fetch_one(&mut *tx)
+                    .await?;
             let over =
                 |n: Option<i64>, max: Option<u32>| max.filter(|m| n.unwrap_or(0) >= i64::from(*m));
             if total as u64 >= limits.max_queued {
@@ -114,7 +115,9 @@ impl Store {
                     return Ok(Admission::GroupFull);
                 }
             }
-            let by_backend: Counts = sqlx::query_as(tx.sql(BY_BACKEND)).fetch_all(&mut *tx).await?;
+            let by_backend: Counts = sqlx::query_as(tx.sql(BY_BACKEND))
+                .fetch_all(&mut *tx)
+                .await?;
             let held = |b: &str| {
                 by_backend
                     .iter()

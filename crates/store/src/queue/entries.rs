@@ -1,7 +1,7 @@
 //! One entry or slot at a time: submission recorded, slots freed, entries read and ended.
 use super::{Counts, Entry, SlotCount, Waiting, ENTRY_COLUMNS};
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{Store, StoreError};
 
 impl Store {
@@ -69,20 +69,24 @@ impl Store {
         let touch = format!(
             "UPDATE queue_entries SET last_poll_ms = $1 WHERE id = $2 RETURNING {ENTRY_COLUMNS}"
         );
-        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(touch))
-            .bind(now_ms)
-            .bind(id)
-            .fetch_optional(p)
-            .await)?)
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(
+            sqlx::AssertSqlSafe(touch)
+        )
+        .bind(now_ms)
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
     }
 
     /// One entry.
     pub async fn entry(&self, id: &str) -> Result<Option<Entry>, StoreError> {
         let select = format!("SELECT {ENTRY_COLUMNS} FROM queue_entries WHERE id = $1");
-        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(p.sql_string(select))
-            .bind(id)
-            .fetch_optional(p)
-            .await)?)
+        Ok(with_pool!(self, |p| sqlx::query_as::<_, Entry>(
+            p.sql_string(select)
+        )
+        .bind(id)
+        .fetch_optional(p)
+        .await)?)
     }
 
     /// End a waiting entry (`cancelled`, `timed_out`, `failed` …) with `message`; whether it was

@@ -1,6 +1,6 @@
 //! Housekeeping every instance runs: timeouts, gone clients, lost admissions, stale slots.
-use crate::dialect::Sql;
 use crate::db::{with_pool, write_tx};
+use crate::dialect::Sql;
 use crate::{Store, StoreError};
 
 impl Store {

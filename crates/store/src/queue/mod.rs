@@ -15,7 +15,10 @@ pub(crate) const TURN_READ: &str = "SELECT turn FROM queue_turn WHERE id = 1";
 macro_rules! take_turn {
     ($tx:ident) => {{
         let turn: Result<(i64,), sqlx::Error> = if $tx.is_mysql() {
-            match sqlx::query($crate::queue::TURN_BUMP).execute(&mut *$tx).await {
+            match sqlx::query($crate::queue::TURN_BUMP)
+                .execute(&mut *$tx)
+                .await
+            {
                 Ok(_) => {
                     sqlx::query_as($crate::queue::TURN_READ)
                         .fetch_one(&mut *$tx)
@@ -24,7 +27,9 @@ macro_rules! take_turn {
                 Err(e) => Err(e),
             }
         } else {
-            sqlx::query_as($crate::queue::TURN).fetch_one(&mut *$tx).await
+            sqlx::query_as($crate::queue::TURN)
+                .fetch_one(&mut *$tx)
+                .await
         };
         turn?.0
     }};
