@@ -471,11 +471,11 @@ health: { interval_ms: 2000, stats: ui_api }
 
     #[test]
     fn repeated_keys_are_reported_at_their_own_line() {
-        let text = "backends:\n  - name: a\n    url: http://h:1\ncache:\n  valkey:\n    enabled: true\n    url: nope://x\nstore:\n  url: mysql://x\n";
+        let text = "backends:\n  - name: a\n    url: http://h:1\ncache:\n  valkey:\n    enabled: true\n    url: nope://x\nstore:\n  url: oracle://x\n";
         let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
         assert!(err.contains("cache.valkey.url"), "{err}");
         assert!(err.contains("line 7"), "{err}");
-        let text = "backends:\n  - name: a\n    url: http://h:1\nstore:\n  url: mysql://x\n";
+        let text = "backends:\n  - name: a\n    url: http://h:1\nstore:\n  url: oracle://x\n";
         let err = Config::from_yaml(text, &no_env).unwrap_err().to_string();
         assert!(err.contains("store.url"), "{err}");
         assert!(err.contains("line 5"), "{err}");
