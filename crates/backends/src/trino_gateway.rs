@@ -114,6 +114,8 @@ pub async fn follow_once(backends: &Backends, tg: &Store) -> Result<(), ChangeEr
                     "gone from gateway_backend; removed once idle"
                 )
             }
+            // another instance of the fleet applied the same row first
+            Err(ChangeError::Duplicate(_) | ChangeError::Unknown(_)) => {}
             Err(e) => failed = Some(e),
         }
     }
