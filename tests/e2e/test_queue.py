@@ -152,7 +152,13 @@ def test_an_instance_killed_mid_run_loses_no_waiting_query(procs, tmp_path, flee
     assert all(p <= 2 for p in peaks.values()), peaks
     rows = entries(db_name)
     assert not [r for r in rows if r["state"] == "queued"], "nothing is left waiting"
-    assert_fifo_per_priority([r for r in rows if r["state"] != "failed"])
+    # a POST whose answer the kill lost leaves its entry behind (the client sent the query again
+    # through another instance): never polled, it is abandoned after abandon_after_ms, and what
+    # was admitted after that passed it rightly; the rows do not say when it ended, so it is left
+    # out of the order check (at most one: the one request in flight on the killed instance)
+    orphans = [r for r in rows if r["state"] == "abandoned"]
+    assert len(orphans) <= 1, orphans
+    assert_fifo_per_priority([r for r in rows if r["state"] not in ("failed", "abandoned")])
 
 
 def single(procs, tmp_path, max_queries, queue, **sections):
