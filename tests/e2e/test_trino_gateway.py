@@ -266,6 +266,16 @@ def test_sluice_runs_on_a_trino_gateway_config_and_database(kind, tmp_path, proc
         for _ in range(4):
             cluster, _ = run("alice")
             assert cluster == "adhoc-1", "adhoc-2 is deactivated"
+
+        # a reload reads Trino Gateway's file and its rules file again
+        (tmp_path / "routing_rules.yml").write_text(RULES.replace('"airflow"', '"airflow2"'))
+        reload = subprocess.run([sluice_bin(), "reload", "--admin-url", gw.admin], capture_output=True, text=True,
+                                timeout=30, env={**os.environ, "SLUICE_ADMIN_TOKEN": TOKEN})
+        assert reload.returncode == 0, reload.stderr + reload.stdout
+        cluster, _ = run("bob", source="airflow")
+        assert cluster == "adhoc-1", "the old rule is gone"
+        cluster, _ = run("bob", source="airflow2")
+        assert cluster in ("etl-1", "etl-2"), "the new rule routes"
         gw.stop()
 
         # the converted file runs as Sluice's own
