@@ -300,6 +300,46 @@ def test_sluice_runs_on_a_trino_gateway_config_and_database(kind, tmp_path, proc
         db.drop()
 
 
+def test_two_instances_on_one_trino_gateway_database_follow_it_as_one(tmp_path, procs, tg_env):
+    fakes = {n: Fake(n, "--pages", "1") for n in ("adhoc-1", "adhoc-2")}
+    procs.extend(fakes.values())
+    db = TgDatabase("postgres")
+    try:
+        db.run(f"INSERT INTO gateway_backend VALUES ('adhoc-1', 'adhoc', '{fakes['adhoc-1'].url}', NULL, true)")
+        gateways = []
+        for i in range(2):
+            d = tmp_path / f"i{i}"
+            d.mkdir()
+            gw = TgGateway(tg_config(d, db, free_port(), free_port(), valkey_db=5))
+            procs.append(gw)
+            gateways.append(gw)
+        for gw in gateways:
+            wait_until("the first cluster", lambda: set(backends(gw)) == {"adhoc-1"})
+        # a row both instances see at once: each applies it, one first
+        db.run(f"INSERT INTO gateway_backend VALUES ('adhoc-2', 'adhoc', '{fakes['adhoc-2'].url}', NULL, true)")
+        for gw in gateways:
+            wait_until("the added cluster on every instance", lambda: "adhoc-2" in backends(gw), limit=15)
+        # a change through one instance reaches the other and the table, and stays
+        status, _ = http_json("POST", gateways[1].admin + "/gateway/backend/deactivate/adhoc-1", headers=AUTH)
+        assert status == 200
+        wait_until("written back", lambda: db.rows(
+            "SELECT active FROM gateway_backend WHERE name = 'adhoc-1'")[0][0] == "f")
+        wait_until("followed by the other instance", lambda: backends(gateways[0])["adhoc-1"]["draining"])
+        # the next reads of gateway_backend (every 5 s on each instance) must not undo it
+        reads = time.time() + 6
+        wait_until("two reads later", lambda: time.time() > reads)
+        assert all(backends(gw)["adhoc-1"]["draining"] for gw in gateways)
+        for gw in gateways:
+            gw.stop()
+        logs = "".join(gw.p.stderr.read() for gw in gateways)
+        bad = [line for line in logs.splitlines() if "not applied" in line or "cannot follow" in line
+               or "not written back" in line]
+        assert not bad, bad
+        assert db.rows("SELECT active FROM gateway_backend WHERE name = 'adhoc-1'")[0][0] == "f"
+    finally:
+        db.drop()
+
+
 class Router(BaseHTTPRequestHandler):
     """An external routing service: etl for user bob; a slow answer for user slow."""
     seen = []

@@ -116,6 +116,10 @@ pub async fn follow_once(backends: &Backends, tg: &Store) -> Result<(), ChangeEr
             }
             // another instance of the fleet applied the same row first
             Err(ChangeError::Duplicate(_) | ChangeError::Unknown(_)) => {}
+            // a row Sluice cannot route to: named at every read, the others applied
+            Err(ChangeError::Invalid(why)) => {
+                tracing::warn!(backend = name, reason = %why, "gateway_backend row not followed")
+            }
             Err(e) => failed = Some(e),
         }
     }
@@ -132,15 +136,18 @@ pub fn follow(
     stop: CancellationToken,
 ) {
     tasks.spawn(async move {
-        let mut failing = false;
+        let (mut failing, mut followed) = (false, false);
         loop {
             let result = follow_once(&backends, &tg).await;
+            followed |= result.is_ok();
             match &result {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("gateway_backend is followed again");
                 }
                 Ok(()) => {}
+                // at start, Sluice's own store comes up a moment later: not a failure yet
+                Err(ChangeError::Store(sluice_store::StoreError::Down)) if !followed => {}
                 Err(e) if !failing => {
                     failing = true;
                     tracing::warn!(error = %e, "cannot follow Trino Gateway's gateway_backend; the backends stay as they are");

@@ -84,7 +84,10 @@ impl Store {
             .filter_map(|(name, url, group, external_url, active)| {
                 Some(TgBackend {
                     name,
-                    url: url.filter(|u| !u.is_empty())?,
+                    // Trino Gateway accepts `http://host:8080/`; Sluice's URLs have no path
+                    url: url
+                        .map(|u| u.trim_end_matches('/').to_string())
+                        .filter(|u| !u.is_empty())?,
                     group: group
                         .filter(|g| !g.is_empty())
                         .unwrap_or_else(|| "adhoc".into()),
@@ -384,6 +387,15 @@ mod tests {
             (backends[1].group.as_str(), backends[1].active),
             ("adhoc", false)
         );
+        let slash =
+            "INSERT INTO gateway_backend VALUES ('trino-9', 'etl', 'http://t9:8080/', NULL, true)";
+        with_pool!(s, |p| sqlx::query(slash).execute(p).await.map(|_| ())).unwrap();
+        let with_slash = s.tg_backends().await.unwrap();
+        assert_eq!(
+            with_slash[2].url, "http://t9:8080",
+            "no path, as Sluice's URLs"
+        );
+        s.tg_delete_backend("trino-9").await.unwrap();
         let mut changed = backends[1].clone();
         changed.active = true;
         changed.group = "etl".into();
