@@ -23,17 +23,6 @@ use crate::{Backends, Change, ChangeError};
 /// are not written back.
 pub const BY: &str = "trino-gateway";
 
-/// A backend as Trino Gateway's table holds it.
-pub fn row_of(b: &BackendConfig) -> TgBackend {
-    TgBackend {
-        name: b.name.clone(),
-        url: b.url.clone(),
-        group: b.group.clone(),
-        external_url: b.external_url.clone(),
-        active: b.active && !b.draining,
-    }
-}
-
 /// Whether Sluice's `b` says what the row says.
 fn same(b: &BackendConfig, row: &TgBackend) -> bool {
     // Trino Gateway fills external_url with the URL when it has none
@@ -50,27 +39,14 @@ pub fn changes(current: &[BackendConfig], rows: &[TgBackend]) -> Vec<Change> {
     for row in rows {
         match current.iter().find(|b| b.name == row.name) {
             Some(b) if same(b, row) => {}
-            Some(b) => {
-                let mut next = b.clone();
-                next.url = row.url.clone();
-                next.group = row.group.clone();
-                next.external_url = row.external_url.clone().filter(|u| *u != row.url);
-                // a deactivation there ends any drain here; an activation there, too
-                next.active = row.active;
-                next.draining = false;
-                out.push(Change::Upsert(next));
-            }
-            None => out.push(Change::Add(BackendConfig {
-                name: row.name.clone(),
-                url: row.url.clone(),
-                group: row.group.clone(),
-                active: row.active,
-                draining: false,
-                external_url: row.external_url.clone().filter(|u| *u != row.url),
-                rewrite_next_uri: false,
-                stats: None,
-                max_queries: None,
+            // a deactivation there ends any drain here; an activation there, too
+            Some(b) => out.push(Change::Upsert(BackendConfig {
+                rewrite_next_uri: b.rewrite_next_uri,
+                stats: b.stats,
+                max_queries: b.max_queries,
+                ..row.to_config()
             })),
+            None => out.push(Change::Add(row.to_config())),
         }
     }
     for b in current {
@@ -92,7 +68,7 @@ pub async fn write_back(
 ) -> Result<(), sluice_store::StoreError> {
     match (change, now) {
         (Change::Remove { name, .. }, _) => tg.tg_delete_backend(name).await,
-        (_, Some(b)) => tg.tg_upsert_backend(&row_of(b)).await,
+        (_, Some(b)) => tg.tg_upsert_backend(&TgBackend::of(b)).await,
         (_, None) => Ok(()),
     }
 }
@@ -224,6 +200,6 @@ mod tests {
             Change::Add(b) => assert!(!b.active && b.external_url.is_none()),
             c => panic!("{c:?}"),
         }
-        assert!(row_of(&kept).active);
+        assert!(TgBackend::of(&kept).active);
     }
 }

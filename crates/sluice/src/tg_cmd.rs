@@ -110,6 +110,7 @@ pub async fn import(
         };
         let user = user.map(String::from).or_else(|| param("user"));
         let password = env("SLUICE_TG_DB_PASSWORD").or_else(|| param("password"));
+        let password = password.map(|p| sluice_trino_gateway::jdbc::encode(&p));
         sluice_trino_gateway::jdbc::database_url(from, user.as_deref(), password.as_deref())
             .map_err(|e| anyhow::anyhow!(e))?
     } else {
@@ -131,17 +132,7 @@ pub async fn import(
     let backends = tg.tg_backends().await.context("reading gateway_backend")?;
     let mut added = 0;
     for b in &backends {
-        let config = sluice_config::BackendConfig {
-            name: b.name.clone(),
-            url: b.url.trim_end_matches('/').to_string(),
-            group: b.group.clone(),
-            active: b.active,
-            draining: false,
-            external_url: b.external_url.clone().filter(|u| *u != b.url),
-            rewrite_next_uri: false,
-            stats: None,
-            max_queries: None,
-        };
+        let config = b.to_config();
         if let Err(e) = config.validate() {
             eprintln!("backend '{}' not imported: {e}", b.name);
             continue;

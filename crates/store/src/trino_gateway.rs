@@ -6,6 +6,8 @@
 //! `query_history` grew columns over Trino Gateway's releases (`routing_group`, `external_url`,
 //! `backend_name`; `query_text` went from `VARCHAR(256)` to text): Sluice writes the columns the
 //! table has, cut to their length.
+use sluice_config::BackendConfig;
+
 use crate::db::with_pool;
 use crate::dialect::Sql;
 use crate::{HistoryRow, Store, StoreError};
@@ -23,6 +25,35 @@ pub struct TgBackend {
     pub external_url: Option<String>,
     /// `active`.
     pub active: bool,
+}
+
+impl TgBackend {
+    /// A Sluice backend of this row (Sluice's own settings at their defaults).
+    pub fn to_config(&self) -> BackendConfig {
+        BackendConfig {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            group: self.group.clone(),
+            active: self.active,
+            draining: false,
+            // Trino Gateway fills external_url with the URL when there is none
+            external_url: self.external_url.clone().filter(|u| *u != self.url),
+            rewrite_next_uri: false,
+            stats: None,
+            max_queries: None,
+        }
+    }
+
+    /// A Sluice backend as its row: a draining backend is inactive there.
+    pub fn of(b: &BackendConfig) -> TgBackend {
+        TgBackend {
+            name: b.name.clone(),
+            url: b.url.clone(),
+            group: b.group.clone(),
+            external_url: b.external_url.clone(),
+            active: b.active && !b.draining,
+        }
+    }
 }
 
 /// The columns of `query_history` Sluice can fill, with their length limit, if any.
@@ -98,34 +129,24 @@ impl Store {
             .collect())
     }
 
-    /// Write `b` into `gateway_backend` (replacing the row of its name).
+    /// Write `b` into `gateway_backend` (replacing the row of its name). Its `external_url` is
+    /// its URL when it has none, as Trino Gateway writes it.
     pub async fn tg_upsert_backend(&self, b: &TgBackend) -> Result<(), StoreError> {
-        const UPDATE: &str = "UPDATE gateway_backend SET backend_url = $1, routing_group = $2, \
-             external_url = $3, active = $4 WHERE name = $5";
-        const INSERT: &str =
+        const UPSERT: &str =
             "INSERT INTO gateway_backend (backend_url, routing_group, external_url, active, name) \
-             VALUES ($1, $2, $3, $4, $5)";
-        let external = b.external_url.clone().unwrap_or_else(|| b.url.clone());
-        let n = with_pool!(self, |p| sqlx::query(p.sql(UPDATE))
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+             backend_url = excluded.backend_url, routing_group = excluded.routing_group, \
+             external_url = excluded.external_url, active = excluded.active";
+        let external = b.external_url.as_ref().unwrap_or(&b.url);
+        with_pool!(self, |p| sqlx::query(p.sql(UPSERT))
             .bind(&b.url)
             .bind(&b.group)
-            .bind(&external)
+            .bind(external)
             .bind(b.active)
             .bind(&b.name)
             .execute(p)
             .await
-            .map(|r| r.rows_affected()))?;
-        if n == 0 && !self.tg_backends().await?.iter().any(|x| x.name == b.name) {
-            with_pool!(self, |p| sqlx::query(p.sql(INSERT))
-                .bind(&b.url)
-                .bind(&b.group)
-                .bind(&external)
-                .bind(b.active)
-                .bind(&b.name)
-                .execute(p)
-                .await
-                .map(|_| ()))?;
-        }
+            .map(|_| ()))?;
         Ok(())
     }
 
@@ -177,46 +198,47 @@ impl Store {
         rows: &[&HistoryRow],
         columns: &TgHistoryColumns,
     ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        // the backends' URLs, read once for the batch
+        const URLS: &str = "SELECT name, backend_url FROM gateway_backend";
+        let urls: Vec<(String, Option<String>)> =
+            with_pool!(self, |p| sqlx::query_as(p.sql(URLS)).fetch_all(p).await)?;
+        let url_of = |name: &str| {
+            urls.iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, u)| u.clone())
+                .unwrap_or_else(|| name.to_string())
+        };
+        // the statement, once: the columns this table has, then `created`
+        let filled: Vec<&str> = FILLED
+            .iter()
+            .copied()
+            .filter(|c| *c != "created" && columns.has(c))
+            .collect();
+        let marks: Vec<String> = (1..=filled.len() + 1).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO query_history ({}, created) VALUES ({}) ON CONFLICT (query_id) DO NOTHING",
+            filled.join(", "),
+            marks.join(", ")
+        );
+        let sql: std::sync::Arc<str> = with_pool!(self, |p| p.sql_string(sql)).0.into();
         for r in rows {
-            let url_of = |name: &str| {
-                let name = name.to_string();
-                async move {
-                    const URL: &str = "SELECT backend_url FROM gateway_backend WHERE name = $1";
-                    let url: Option<Option<String>> =
-                        with_pool!(self, |p| sqlx::query_scalar(p.sql(URL))
-                            .bind(&name)
-                            .fetch_optional(p)
-                            .await)?;
-                    Ok::<_, StoreError>(url.flatten().unwrap_or(name))
-                }
+            let value = |column: &str| match column {
+                "query_id" => Some(r.query_id.clone()),
+                "query_text" => Some(r.query_text.clone()),
+                "backend_url" => Some(url_of(&r.backend)),
+                "user_name" => r.user.clone(),
+                "source" => r.source.clone(),
+                "routing_group" => Some(r.routing_group.clone()),
+                "external_url" => r.external_url.clone(),
+                _ => Some(r.backend.clone()), // backend_name
             };
-            let backend_url = url_of(&r.backend).await?;
-            let values: Vec<(&str, Option<String>)> = vec![
-                ("query_id", Some(r.query_id.clone())),
-                ("query_text", Some(r.query_text.clone())),
-                ("backend_url", Some(backend_url)),
-                ("user_name", r.user.clone()),
-                ("source", r.source.clone()),
-                ("routing_group", Some(r.routing_group.clone())),
-                ("external_url", r.external_url.clone()),
-                ("backend_name", Some(r.backend.clone())),
-            ];
-            let values: Vec<(&str, Option<String>)> = values
-                .into_iter()
-                .filter(|(c, _)| columns.has(c))
-                .map(|(c, v)| (c, v.map(|v| cut(&v, columns.limit(c)))))
-                .collect();
-            let names: Vec<&str> = values.iter().map(|(c, _)| *c).collect();
-            let marks: Vec<String> = (1..=values.len() + 1).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "INSERT INTO query_history ({}, created) VALUES ({}) ON CONFLICT (query_id) DO NOTHING",
-                names.join(", "),
-                marks.join(", ")
-            );
             with_pool!(self, |p| {
-                let mut q = sqlx::query(p.sql_string(sql));
-                for (_, v) in &values {
-                    q = q.bind(v.clone());
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for c in &filled {
+                    q = q.bind(value(c).map(|v| cut(&v, columns.limit(c))));
                 }
                 q.bind(r.created_at_ms).execute(p).await.map(|_| ())
             })?;
@@ -436,6 +458,12 @@ mod tests {
             ("q_old", "trino-1")
         );
         assert_eq!(history[1].backend, "trino-2", "found by its URL");
+        const URL: &str = "SELECT backend_url FROM query_history WHERE query_id = 'q_new'";
+        let url: String = with_pool!(s, |p| sqlx::query_scalar(URL).fetch_one(p).await).unwrap();
+        assert_eq!(
+            url, "http://t2:8080",
+            "the backend's URL, as Trino Gateway writes it"
+        );
         assert_eq!(history[1].query_text.len(), 256, "cut to the column");
         db.drop().await;
     }

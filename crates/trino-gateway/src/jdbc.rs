@@ -3,7 +3,8 @@ use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 
 /// `jdbc:postgresql://host:port/db?…` or `jdbc:mysql://…` / `jdbc:mariadb://…` as
 /// `postgres://user:password@host:port/db` or `mysql://…`. The JDBC parameters are dropped
-/// (they are the Java driver's) except where the other driver reads the same one.
+/// (they are the Java driver's) except where the other driver reads the same one. `password` is
+/// as it goes into the URL: [`encode`]d, or an environment reference left for later.
 pub fn database_url(
     jdbc: &str,
     user: Option<&str>,
@@ -29,14 +30,14 @@ pub fn database_url(
     if host.is_empty() || db.is_empty() {
         return Err(format!("'{jdbc}' names no host or no database"));
     }
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
     let credentials = match (
         user.filter(|u| !u.is_empty()),
         password.filter(|p| !p.is_empty()),
     ) {
-        (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
-        (Some(u), None) => format!("{}@", enc(u)),
-        (None, _) => String::new(),
+        (Some(u), Some(p)) => format!("{}:{p}@", encode(u)),
+        (Some(u), None) => format!("{}@", encode(u)),
+        (None, Some(p)) => format!(":{p}@"),
+        (None, None) => String::new(),
     };
     // the one parameter both drivers read alike
     let kept: Vec<&str> = params
@@ -50,6 +51,11 @@ pub fn database_url(
     Ok(format!("{scheme}://{credentials}{host}/{db}{query}"))
 }
 
+/// `s` percent-encoded for the user or password of a URL.
+pub fn encode(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,7 +66,7 @@ mod tests {
             database_url(
                 "jdbc:postgresql://pg:5432/gateway?sslmode=require&ApplicationName=x",
                 Some("tg"),
-                Some("p@ss/w")
+                Some(&encode("p@ss/w"))
             )
             .unwrap(),
             "postgres://tg:p%40ss%2Fw@pg:5432/gateway?sslmode=require"

@@ -105,26 +105,13 @@ fn data_store(
     let user = ds.str("user");
     let password = ds.secret("password", secrets, "SLUICE_TG_DB_PASSWORD", notes);
     ds.get("driver");
-    let url = crate::jdbc::database_url(&jdbc, user.as_deref(), None)
+    // a value is encoded into the URL; a reference stays one, resolved when the file is read
+    let password = password.map(|p| match secrets {
+        Secrets::Values => crate::jdbc::encode(&p),
+        Secrets::References => p,
+    });
+    let url = crate::jdbc::database_url(&jdbc, user.as_deref(), password.as_deref())
         .map_err(|e| TgError::invalid("dataStore.jdbcUrl", e))?;
-    // the password goes in as given (a reference stays a reference), percent-encoded if a value
-    let url = match password {
-        Some(p) => {
-            let p = match secrets {
-                Secrets::Values => {
-                    percent_encoding::utf8_percent_encode(&p, percent_encoding::NON_ALPHANUMERIC)
-                        .to_string()
-                }
-                Secrets::References => p,
-            };
-            let (scheme, rest) = url.split_once("://").unwrap_or(("", &url));
-            match rest.split_once('@') {
-                Some((u, host)) => format!("{scheme}://{u}:{p}@{host}"),
-                None => format!("{scheme}://:{p}@{rest}"),
-            }
-        }
-        None => url,
-    };
     let schema = "sluice";
     let own = sluice_store::trino_gateway::own_tables_url(&url, schema)
         .map_err(|e| TgError::invalid("dataStore.jdbcUrl", e.to_string()))?;
