@@ -13,10 +13,10 @@ use crate::api::{BackendHealth, BackendView, Removed};
 use crate::{auth, error, reply, Admin};
 
 /// Largest change body.
-pub(crate) const MAX_BODY_BYTES: usize = 64 << 10;
+pub const MAX_BODY_BYTES: usize = 64 << 10;
 
 /// The status of a refused change.
-pub(crate) fn change_status(e: &ChangeError) -> StatusCode {
+pub fn change_status(e: &ChangeError) -> StatusCode {
     match e {
         ChangeError::Invalid(_) => StatusCode::BAD_REQUEST,
         ChangeError::Duplicate(_) | ChangeError::Busy { .. } => StatusCode::CONFLICT,
@@ -57,9 +57,7 @@ pub(crate) fn view(b: &Backend) -> BackendView {
 }
 
 /// Read a change's body (at most [`MAX_BODY_BYTES`]); a 400 otherwise.
-pub(crate) async fn body_bytes(
-    req: Request<Incoming>,
-) -> Result<bytes::Bytes, Box<Response<Body>>> {
+pub async fn body_bytes(req: Request<Incoming>) -> Result<bytes::Bytes, Box<Response<Body>>> {
     use http_body_util::{BodyExt, Limited};
     Ok(Limited::new(req.into_body(), MAX_BODY_BYTES)
         .collect()
@@ -74,7 +72,7 @@ pub(crate) async fn body_bytes(
 }
 
 /// Read a JSON body of type `T`; a 400 naming the field (serde's message) otherwise.
-pub(crate) async fn json_body<T: DeserializeOwned>(
+pub async fn json_body<T: DeserializeOwned>(
     req: Request<Incoming>,
 ) -> Result<T, Box<Response<Body>>> {
     let bytes = body_bytes(req).await?;
@@ -83,7 +81,7 @@ pub(crate) async fn json_body<T: DeserializeOwned>(
 }
 
 /// Whether the query string has `force=true` (or `force=1`, or a bare `force`).
-pub(crate) fn forced(query: Option<&str>) -> bool {
+pub fn forced(query: Option<&str>) -> bool {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .any(|(k, v)| k == "force" && matches!(&*v, "" | "true" | "1"))
 }

@@ -19,7 +19,7 @@
 //! | `DELETE /api/v1/backends/{name}[?force=true]` | admin | refused (409) while it runs queries, unless forced |
 //! | `POST /api/v1/backends/{name}/activate`, `…/deactivate`, `…/drain` | admin | drain: no new queries, follow-ups served, `draining` → `drained` |
 //! | `POST /api/v1/reload` | admin | re-read the configuration file (as SIGHUP does) |
-//! | Trino Gateway's `/entity`, `/gateway/backend/…`, `/api/public/backends…` | viewer, admin | see [`trino_gateway`] |
+//! | an [`Extension`]'s paths (Trino Gateway's `/entity`, `/gateway/backend/…`, `/api/public/backends…`) | viewer, admin | its crate (`sluice-trino-gateway`) |
 //! | `GET /api/v1/cache`, `/api/v1/status` | viewer | status |
 //! | `GET /api/v1/queries?user=&source=&backend=&group=&since=&until=&q=&limit=&cursor=` | viewer | query history, newest first, keyset-paginated |
 //! | `GET /api/v1/queries/{id}` | viewer | one query: where it ran, and its page in that cluster's UI |
@@ -37,7 +37,7 @@
 //! | [`console`] | the console's login, logout and session; a session authorising an API request |
 //! | [`changes`] | the filter endpoints; a refused change's step maps to its HTTP status here, once |
 //! | [`backends`] | the backend endpoints; a refused change maps to its HTTP status here, once |
-//! | [`trino_gateway`] | Trino Gateway's backend API, mapped onto the same changes |
+//! | [`extension`] | [`Extension`]: endpoints another crate adds, authorized here, changes through the same [`Backends`](sluice_backends::Backends) |
 //! | [`status`] | probes, `/metrics`, and the read-only status endpoints |
 //! | [`history`] | the query history endpoints |
 //! | [`queue`] | `/api/v1/queue`: what waits, slots per backend, cancel, settings |
@@ -61,12 +61,12 @@ pub mod auth;
 pub mod backends;
 pub mod changes;
 pub mod console;
+pub mod extension;
 pub mod history;
 pub mod queue;
 pub mod status;
-pub mod trino_gateway;
 
-pub use trino_gateway::is_trino_gateway_path;
+pub use extension::Extension;
 
 /// Re-reading the configuration file (SIGHUP, `POST /api/v1/reload`).
 pub trait Reload: Send + Sync {
@@ -98,11 +98,18 @@ pub struct Admin {
     pub reload: Option<Arc<dyn Reload>>,
     /// The console's login sessions.
     pub sessions: Arc<sluice_console::Sessions>,
+    /// Endpoints added by other crates (Trino Gateway's backend API), asked first.
+    pub extensions: Vec<Arc<dyn Extension>>,
     /// The gateway's queue.
     pub queue: Option<Arc<sluice_queue::Queue>>,
 }
 
 impl Admin {
+    /// The extension whose endpoint `path` is, if any.
+    pub fn extension_for(&self, path: &str) -> Option<&Arc<dyn Extension>> {
+        self.extensions.iter().find(|e| e.claims(path))
+    }
+
     /// Answer one admin request.
     pub async fn handle(&self, mut req: Request<Incoming>) -> Response<Body> {
         req.headers_mut().remove(auth::SESSION_BY);
@@ -131,8 +138,8 @@ impl Admin {
                 return error(refusal.status, refusal.message);
             }
         }
-        if is_trino_gateway_path(&path) {
-            return self.trino_gateway(req).await;
+        if let Some(ext) = self.extension_for(&path) {
+            return ext.handle(req, &extension::Ctx { admin: self }).await;
         }
         if path == "/api/v1/backends" || path.starts_with("/api/v1/backends/") {
             let rest = path["/api/v1/backends".len()..].to_string();
@@ -208,12 +215,12 @@ impl Admin {
 }
 
 /// A JSON answer.
-pub(crate) fn reply(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+pub fn reply(status: StatusCode, body: &impl Serialize) -> Response<Body> {
     sluice_http::json_response(status, body)
 }
 
 /// An [`api::ErrorReply`] without a step.
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     let body = api::ErrorReply {
         error: message.into(),
         step: None,

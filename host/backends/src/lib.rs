@@ -12,6 +12,7 @@
 //! | this file | [`Backends`]: apply a [`Change`] (check, store, apply, announce), seed |
 //! | [`change`] | a [`Change`] as a pure function of the list; [`ChangeError`] |
 //! | [`sync`] | following the store and the channel; [`sync::SyncStatus`] |
+//! | [`mirror`] | [`BackendsMirror`]: another gateway's table of backends, changes written back to it |
 #![forbid(unsafe_code)]
 use std::sync::Arc;
 
@@ -24,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub mod change;
+pub mod mirror;
 pub mod sync;
-pub mod trino_gateway;
 
 pub use change::{BackendPatch, Change, ChangeError, Outcome};
+pub use mirror::BackendsMirror;
 pub use sync::{SyncOptions, SyncStatus};
 
 /// The backend list of this instance, and how it changes.
@@ -45,6 +47,8 @@ pub struct Backends {
     /// Counters and state for the status endpoint.
     pub status: SyncStatus,
     wake: tokio::sync::Notify,
+    /// Where changes are written back to, if anywhere ([`Backends::mirror_to`]).
+    mirror: std::sync::OnceLock<Arc<dyn BackendsMirror>>,
 }
 
 impl Backends {
@@ -70,6 +74,7 @@ impl Backends {
             synced,
             status: SyncStatus::default(),
             wake: tokio::sync::Notify::new(),
+            mirror: std::sync::OnceLock::new(),
         });
         if l3.is_some() {
             tasks.spawn(sync::follow(backends.clone(), stop.clone()));
@@ -78,6 +83,18 @@ impl Backends {
             }
         }
         backends
+    }
+
+    /// Write every change made through Sluice back to `mirror` from now on (once, at start; a
+    /// second mirror is refused and named).
+    pub fn mirror_to(&self, mirror: Arc<dyn BackendsMirror>) {
+        let by = mirror.by();
+        if self.mirror.set(mirror).is_err() {
+            tracing::warn!(
+                mirror = by,
+                "backends already mirrored elsewhere; not mirrored to this one"
+            );
+        }
     }
 
     /// The cluster managed.
@@ -176,10 +193,9 @@ impl Backends {
         }
         self.cluster.replace(&list);
         tracing::info!(backend = change.name(), by, "backend {}", change.verb());
-        let tg = self.l3.as_ref().and_then(|l3| l3.trino_gateway());
-        if let Some((tg, _)) = tg.filter(|(_, c)| c.backends && by != trino_gateway::BY) {
-            if let Err(e) = trino_gateway::write_back(tg, &change, now.as_ref()).await {
-                tracing::warn!(backend = change.name(), error = %e, "change not written back to Trino Gateway's gateway_backend; it is undone at its next read");
+        if let Some(mirror) = self.mirror.get().filter(|m| m.by() != by) {
+            if let Err(e) = mirror.write_back(&change, now.as_ref()).await {
+                tracing::warn!(backend = change.name(), mirror = mirror.by(), error = %e, "change not written back to the mirrored table; it is undone at its next read");
             }
         }
         if let Some(l2) = &self.l2 {

@@ -10,7 +10,6 @@ use tokio_util::task::TaskTracker;
 
 use crate::l2_redis::L2;
 use crate::pubsub::{self, Event};
-use crate::TieredCache;
 
 /// The Valkey channel deletes are announced on.
 pub const CHANNEL: &str = "sluice:cache:invalidate";
@@ -24,32 +23,32 @@ pub(crate) fn instance_tag() -> String {
     format!("{}-{nanos:x}", std::process::id())
 }
 
-/// Tell the other instances to drop `key` from their L1 (`tag`, newline, key).
-pub(crate) async fn announce(tiers: &TieredCache, l2: &L2, key: &str) {
-    let message = format!("{}\n{key}", tiers.instance);
+/// Tell the other instances to drop `key` from their L1 (`instance`'s tag, newline, key).
+pub(crate) async fn announce(instance: &str, l2: &L2, key: &str) {
+    let message = format!("{instance}\n{key}");
     if let Err(e) = l2.publish(CHANNEL, &message).await {
         tracing::debug!(error = %e, "could not announce a cache delete; other instances' L1 copies expire on their own");
     }
 }
 
-/// Drop the keys other instances delete from `tiers`' L1, in a task on `tasks` until `stop`
-/// (nothing to do without L2). Returns whether the subscription is up, for status.
-pub fn follow(
-    tiers: &Arc<TieredCache>,
+/// Call `forget` with each key another instance (not `instance`) deletes, in a task on `tasks`
+/// until `stop`. Returns whether the subscription is up, for status. The tiers start it as
+/// [`TieredCache::follow_deletes`](crate::TieredCache::follow_deletes).
+pub(crate) fn follow(
+    l2: Arc<L2>,
+    instance: String,
+    forget: impl Fn(&str) + Send + Sync + 'static,
     tasks: &TaskTracker,
     stop: CancellationToken,
 ) -> Arc<AtomicBool> {
     let subscribed = Arc::new(AtomicBool::new(false));
-    let Some(l2) = tiers.l2().cloned() else {
-        return subscribed;
-    };
-    let (tiers, flag) = (tiers.clone(), subscribed.clone());
+    let flag = subscribed.clone();
     tasks.spawn(async move {
         let on = |event| {
             if let Event::Message(text) = event {
                 match text.split_once('\n') {
-                    Some((from, _)) if from == tiers.instance => {}
-                    Some((_, key)) => tiers.forget_l1(key),
+                    Some((from, _)) if from == instance => {}
+                    Some((_, key)) => forget(key),
                     None => tracing::debug!("ignoring a malformed cache delete announcement"),
                 }
             }

@@ -12,7 +12,7 @@ use redis::{
 };
 use sluice_config::{ValkeyConfig, ValkeyMode};
 
-use crate::l2_redis::L2Error;
+use crate::l2_client::{certificates, client_with, info_of, L2Error};
 
 /// A connection of any mode.
 #[derive(Clone)]
@@ -70,16 +70,6 @@ pub enum Source {
     },
 }
 
-/// `url` (or a node's) as connection settings, with `config.password` applied.
-pub(crate) fn info_of(url: &str, config: &ValkeyConfig) -> Result<ConnectionInfo, L2Error> {
-    let mut info = url.into_connection_info().map_err(L2Error::Url)?;
-    if let Some(pw) = config.password.as_deref().filter(|p| !p.is_empty()) {
-        let settings = info.redis_settings().clone().set_password(pw);
-        info = info.set_redis_settings(settings);
-    }
-    Ok(info)
-}
-
 impl Source {
     /// The source `config` describes (nothing is sent).
     pub fn new(config: &ValkeyConfig) -> Result<Source, L2Error> {
@@ -92,14 +82,12 @@ impl Source {
             urls.iter().map(|u| info_of(u, config)).collect()
         };
         match config.mode {
-            ValkeyMode::Standalone => Ok(Source::Single(crate::l2_redis::client_with(
-                url_info, config,
-            )?)),
+            ValkeyMode::Standalone => Ok(Source::Single(client_with(url_info, config)?)),
             ValkeyMode::Cluster => {
                 let nodes = nodes()?;
                 let seeds = nodes
                     .iter()
-                    .map(|n| crate::l2_redis::client_with(n.clone(), config))
+                    .map(|n| client_with(n.clone(), config))
                     .collect::<Result<Vec<_>, _>>()?;
                 let timeout = Duration::from_millis(config.timeout_ms);
                 let mut builder = ClusterClient::builder(nodes)
@@ -109,7 +97,7 @@ impl Source {
                 if let Some(pw) = url_info.redis_settings().password() {
                     builder = builder.password(pw);
                 }
-                if let Some(certs) = crate::l2_redis::certificates(config)? {
+                if let Some(certs) = certificates(config)? {
                     builder = builder.certs(certs);
                 }
                 let client = builder.build().map_err(L2Error::Url)?;
@@ -121,7 +109,7 @@ impl Source {
                     .nodes
                     .iter()
                     .map(|u| u.as_str().into_connection_info().map_err(L2Error::Url))
-                    .map(|i| i.and_then(|i| crate::l2_redis::client_with(i, config)))
+                    .map(|i| i.and_then(|i| client_with(i, config)))
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Source::Sentinel {
                     sentinels,
@@ -161,7 +149,7 @@ impl Source {
                     },
                     _ => ConnectionAddr::Tcp(host, port),
                 };
-                crate::l2_redis::client_with(template.clone().set_addr(addr), config)
+                client_with(template.clone().set_addr(addr), config)
             }
         }
     }

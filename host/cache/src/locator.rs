@@ -3,39 +3,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use sluice_config::CacheConfig;
 use sluice_store::HistoryRow;
 use tracing::Instrument;
 
+pub use crate::location::{query_key, QueryLocation, QUERY_KEY_PREFIX};
 use crate::metrics::{Purpose, Tier};
 use crate::query_l1::QueryL1;
 use crate::search::BackendSearch;
 use crate::TieredCache;
-
-/// The owner of one query.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QueryLocation {
-    /// Backend name.
-    pub backend: Arc<str>,
-    /// Routing group the query was routed in.
-    pub group: Arc<str>,
-}
-
-impl QueryLocation {
-    fn encode(&self) -> Bytes {
-        Bytes::from(format!("{}\t{}", self.backend, self.group))
-    }
-
-    fn decode(v: &[u8]) -> Option<Self> {
-        let s = std::str::from_utf8(v).ok()?;
-        let (b, g) = s.split_once('\t')?;
-        Some(Self {
-            backend: b.into(),
-            group: g.into(),
-        })
-    }
-}
 
 /// Query id → location, through the tiers, then the backend search.
 pub struct QueryLocator {
@@ -45,14 +21,6 @@ pub struct QueryLocator {
     negative: moka::sync::Cache<Arc<str>, ()>,
     search: Option<BackendSearch>,
     l2_ttl: Duration,
-}
-
-/// What every query location's key starts with.
-pub const QUERY_KEY_PREFIX: &str = "sluice:query:";
-
-/// The key of a query's location in every tier.
-pub fn query_key(id: &str) -> String {
-    format!("{QUERY_KEY_PREFIX}{id}")
 }
 
 impl QueryLocator {

@@ -41,7 +41,7 @@ pub enum Purpose {
 impl Purpose {
     /// The purpose of an operation on `key`.
     pub fn of(key: &str) -> Purpose {
-        match key.starts_with(crate::locator::QUERY_KEY_PREFIX) {
+        match key.starts_with(crate::location::QUERY_KEY_PREFIX) {
             true => Purpose::Query,
             false => Purpose::Filter,
         }

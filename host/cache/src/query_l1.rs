@@ -9,7 +9,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::locator::QueryLocation;
+use crate::location::QueryLocation;
 
 /// Ids up to this many bytes are stored inline (Trino's are 26).
 const INLINE: usize = 30;

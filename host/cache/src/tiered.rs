@@ -259,11 +259,30 @@ impl TieredCache {
         }
         if let Some(l2) = &self.l2 {
             self.l2_result(Purpose::of(key), l2.del(key).await);
-            crate::invalidate::announce(self, l2, key).await;
+            crate::invalidate::announce(&self.instance, l2, key).await;
         }
     }
 
     /// Drop `key` from L1 only (another instance deleted it).
+    /// Drop the keys other instances delete from this L1, in a task on `tasks` until `stop`
+    /// (nothing to do without L2). Returns whether the subscription is up, for status.
+    pub fn follow_deletes(
+        self: &Arc<Self>,
+        tasks: &tokio_util::task::TaskTracker,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Arc<std::sync::atomic::AtomicBool> {
+        let Some(l2) = self.l2().cloned() else {
+            return Arc::new(std::sync::atomic::AtomicBool::new(false));
+        };
+        let tiers = Arc::downgrade(self);
+        let forget = move |key: &str| {
+            if let Some(t) = tiers.upgrade() {
+                t.forget_l1(key)
+            }
+        };
+        crate::invalidate::follow(l2, self.instance.clone(), forget, tasks, stop)
+    }
+
     pub(crate) fn forget_l1(&self, key: &str) {
         self.l1.invalidate(key);
     }

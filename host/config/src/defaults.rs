@@ -1,5 +1,6 @@
-//! Every default value, in one place (serde calls these by name).
-use crate::{SlotConfig, StatsSource};
+//! Every default value of a plain type, in one place (serde calls these by name). The two whose
+//! type is the config's own stand beside that type: `health.stats` (`StatsSource`'s `Default`)
+//! and `routing.chain` (`routing::default_chain`), so this module depends on no other.
 
 use std::net::SocketAddr;
 pub fn listen() -> SocketAddr {
@@ -25,9 +26,6 @@ pub fn health_interval() -> u64 {
 }
 pub fn health_timeout() -> u64 {
     1000
-}
-pub fn stats() -> StatsSource {
-    StatsSource::UiApi
 }
 pub fn health_user() -> String {
     "sluice".into()
@@ -100,14 +98,6 @@ pub fn search_timeout() -> u64 {
 }
 pub fn negative_ttl() -> u64 {
     5000
-}
-pub fn chain() -> Vec<SlotConfig> {
-    vec![SlotConfig {
-        slot: "query-count".into(),
-        module: "builtin:query-count".into(),
-        config: serde_yaml::Value::Null,
-        limits: Default::default(),
-    }]
 }
 pub fn filter_timeout() -> u64 {
     50

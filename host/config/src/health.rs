@@ -15,7 +15,7 @@ pub struct HealthConfig {
     #[serde(default = "defaults::health_timeout")]
     pub timeout_ms: u64,
     /// Default stats source for backends that set none (default `ui_api`).
-    #[serde(default = "defaults::stats")]
+    #[serde(default)]
     pub stats: StatsSource,
     /// User sent as `X-Trino-User` (and Basic auth user when `password` is set) on stats requests.
     #[serde(default = "defaults::health_user")]
@@ -45,10 +45,11 @@ pub struct MetricNames {
 }
 
 /// Where a backend's running and queued query counts come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StatsSource {
-    /// `GET /ui/api/stats` (`runningQueries`, `queuedQueries`).
+    /// `GET /ui/api/stats` (`runningQueries`, `queuedQueries`): the default.
+    #[default]
     UiApi,
     /// `GET /metrics` (OpenMetrics; names set in `health.metrics`).
     Metrics,

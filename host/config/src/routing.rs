@@ -18,7 +18,7 @@ pub struct RoutingConfig {
     pub strict_groups: bool,
     /// The routing filter chain, run in order for every new query (default: one slot
     /// `query-count` with `builtin:query-count`; `[]` leaves routing to the native router).
-    #[serde(default = "defaults::chain")]
+    #[serde(default = "default_chain")]
     pub chain: Vec<SlotConfig>,
     /// When a filter traps, times out, runs out of memory or names a backend that cannot take the
     /// query: `native` (default) lets the native least-loaded router decide; `reject` answers 503.
@@ -164,6 +164,16 @@ pub fn valid_slot_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// `routing.chain`'s default: Trino Gateway's query-count routing, burst-aware.
+pub fn default_chain() -> Vec<SlotConfig> {
+    vec![SlotConfig {
+        slot: "query-count".into(),
+        module: "builtin:query-count".into(),
+        config: serde_yaml::Value::Null,
+        limits: Default::default(),
+    }]
 }
 
 #[cfg(test)]

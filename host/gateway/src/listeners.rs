@@ -37,7 +37,8 @@ pub(crate) async fn serve(
     stop: &CancellationToken,
 ) -> Result<Option<SocketAddr>, StartError> {
     let grace = Duration::from_millis(config.proxy.shutdown_grace_ms);
-    // Trino Gateway serves its backend API on its one port: so can Sluice, when asked
+    // Trino Gateway serves its backend API on its one port: so can Sluice, when asked (the
+    // admin API's extensions answer their paths there; nothing else of the admin API does)
     let tg_admin = config
         .admin
         .trino_gateway_api_on_proxy
@@ -48,7 +49,7 @@ pub(crate) async fn serve(
             let proxy = proxy.clone();
             let tg_admin = tg_admin
                 .as_ref()
-                .filter(|_| sluice_admin::is_trino_gateway_path(req.uri().path()))
+                .filter(|a| a.extension_for(req.uri().path()).is_some())
                 .cloned();
             async move {
                 match tg_admin {

@@ -200,11 +200,12 @@ impl Collector for GatewayCollector {
                 "Rows L3 could not queue (the queue was full) or write",
                 &[(&[], l3.dropped())],
             )?;
-            if l3.trino_gateway().is_some() {
+            if let Some(mirror) = l3.mirror_name() {
+                // sluice_trino_gateway_history_rows_failed on Trino Gateway's database
                 counter(
                     &mut encoder,
-                    "sluice_trino_gateway_history_rows_failed",
-                    "History rows not copied into Trino Gateway's query_history (Sluice's own table has them)",
+                    &format!("sluice_{mirror}_history_rows_failed"),
+                    "History rows not copied into the database Sluice works beside (Sluice's own table has them)",
                     &[(&[], l3.mirror_failed())],
                 )?;
             }

@@ -20,6 +20,7 @@
 //! | `queued` | queries waiting in Sluice: the QUEUED answer, held polls, admission, issued ids |
 //! | [`last_page`] | a tracked query's end seen as its last page passes |
 //! | [`error`] | [`GatewayError`]: each failure maps to one HTTP status and a Trino-style JSON body |
+//! | [`metrics`] | requests by kind, status and backend, and their latency, for `/metrics` |
 #![forbid(unsafe_code)]
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -11,6 +11,7 @@
 //! | [`decision`] | a router's raw [`Decision`], checked once into a [`Route`] |
 //! | [`router`] | the [`Router`] seam and the native [`LeastLoaded`] router |
 //! | [`sql`] | the catalogs, schemas and tables a statement uses |
+//! | [`external`] | an external routing service (Trino Gateway's) asked for the group before the chain, with a time limit and a fallback |
 #![forbid(unsafe_code)]
 use std::sync::Arc;
 

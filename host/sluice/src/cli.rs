@@ -110,7 +110,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
-    /// Run a fake Trino coordinator (for tests and benchmarks).
+    /// Run a fake Trino coordinator (for tests and benchmarks); prints its address as JSON.
+    #[command(after_help = sluice_fake_trino::SQL_OPTIONS_HELP)]
     FakeTrino {
         /// Listen address (port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:0")]

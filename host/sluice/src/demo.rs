@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use sluice_config::{BackendConfig, Config, LogFormat, Role, StatsSource, TokenConfig};
+use sluice_fake_trino::{FakeOptions, FakeTrino};
 use sluice_gateway::Gateway;
-use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
 
 use crate::{shutdown_signal, telemetry};

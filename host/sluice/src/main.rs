@@ -19,9 +19,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use sluice_config::{Config, LogFormat, Serving};
+use sluice_fake_trino::{FakeOptions, FakeTrino};
 use sluice_gateway::Gateway;
 use sluice_http::tls_server::ServerTls;
-use sluice_testkit::{FakeOptions, FakeTrino};
 use tokio::net::TcpListener;
 
 mod admin_client;
@@ -185,7 +185,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 Some((cert, key)) => Some(ServerTls::from_files("fake-trino", &cert, &key)?),
                 None => None,
             };
-            let listener = TcpListener::bind(listen).await?;
+            let listener = TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot bind --listen {listen}"))?;
             let fake = FakeTrino::start_tls(
                 listener,
                 FakeOptions {

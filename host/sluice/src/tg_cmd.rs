@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use sluice_config::Config;
 use sluice_gateway::ConfigSource;
-use sluice_store::{Store, Write};
+use sluice_store::Store;
 use sluice_trino_gateway::Note;
 
 fn env(var: &str) -> Option<String> {
@@ -100,22 +100,9 @@ pub async fn import(
     store_url: Option<String>,
     config: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let from = if from.starts_with("jdbc:") {
-        let param = |name: &str| {
-            from.split_once('?')
-                .map(|(_, q)| q)
-                .unwrap_or("")
-                .split('&')
-                .find_map(|p| p.strip_prefix(&format!("{name}=")).map(String::from))
-        };
-        let user = user.map(String::from).or_else(|| param("user"));
-        let password = env("SLUICE_TG_DB_PASSWORD").or_else(|| param("password"));
-        let password = password.map(|p| sluice_trino_gateway::jdbc::encode(&p));
-        sluice_trino_gateway::jdbc::database_url(from, user.as_deref(), password.as_deref())
-            .map_err(|e| anyhow::anyhow!(e))?
-    } else {
-        from.to_string()
-    };
+    let password = env("SLUICE_TG_DB_PASSWORD");
+    let from = sluice_trino_gateway::import::source_url(from, user, password.as_deref())
+        .map_err(|e| anyhow::anyhow!(e))?;
     let target = match (store_url, config) {
         (Some(u), _) => u,
         (None, Some(path)) => {
@@ -128,34 +115,15 @@ pub async fn import(
     };
     let tg = Store::open(&from)?;
     let store = Store::open(&target)?;
-    store.migrate().await.context("migrating Sluice's store")?;
-    let backends = tg.tg_backends().await.context("reading gateway_backend")?;
-    let mut added = 0;
-    for b in &backends {
-        let config = b.to_config();
-        if let Err(e) = config.validate() {
-            eprintln!("backend '{}' not imported: {e}", b.name);
-            continue;
-        }
-        if store.insert_backend(&config, "import").await? {
-            added += 1;
-        }
+    let done = sluice_trino_gateway::import::import(&tg, &store)
+        .await
+        .context("importing Trino Gateway's tables")?;
+    for (name, why) in &done.backends_refused {
+        eprintln!("backend '{name}' not imported: {why}");
     }
-    let history = tg.tg_history().await.context("reading query_history")?;
-    let before = store.history_count().await?;
-    for chunk in history.chunks(500) {
-        let writes: Vec<Write> = chunk
-            .iter()
-            .map(|h| Write::History(Box::new(h.clone())))
-            .collect();
-        store.write_batch(&writes).await?;
-    }
-    let after = store.history_count().await?;
     println!(
-        "imported {added} of {} backends (names already in the store kept theirs) and {} of {} history rows",
-        backends.len(),
-        after - before,
-        history.len()
+        "imported {} of {} backends (names already in the store kept theirs) and {} of {} history rows",
+        done.backends_added, done.backends_read, done.history_added, done.history_read
     );
     Ok(())
 }

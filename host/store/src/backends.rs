@@ -3,8 +3,9 @@
 //! API, and every instance of a fleet follows it.
 use sluice_config::{BackendConfig, StatsSource};
 
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{now_ms, Store, StoreError};
 
 const SELECT: &str = "SELECT name, proxy_url, external_url, routing_group, active, draining, rewrite_next_uri, stats, max_queries \

@@ -25,7 +25,10 @@ pub enum Store {
 
 /// Run `$body` with `$pool` bound to whichever pool `$store` holds. The body is the same text for
 /// every dialect: statements use `$1` placeholders, which SQLite accepts too, and pass through
-/// `$pool.sql(…)` ([`crate::dialect::Sql`]), which rewrites them for MySQL.
+/// `$pool.sql(…)` ([`Sql`](crate::Sql)), which rewrites them for MySQL. Exported: a crate that
+/// keeps tables of its own in a [`Store`] (Trino Gateway's, in `sluice-trino-gateway`) writes
+/// its statements the same way.
+#[macro_export]
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match $store {
@@ -35,7 +38,6 @@ macro_rules! with_pool {
         }
     };
 }
-pub(crate) use with_pool;
 
 /// Run `$body` inside one write transaction, with `$tx` bound to it, and commit; an error from
 /// the body (`?`) rolls back. SQLite takes the write lock up front (`BEGIN IMMEDIATE`): a

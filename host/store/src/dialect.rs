@@ -16,7 +16,7 @@ use std::sync::{LazyLock, Mutex};
 use sqlx::{AssertSqlSafe, Database, Pool, Transaction};
 
 /// The statement text for the dialect of a pool or transaction.
-pub(crate) trait Sql {
+pub trait Sql {
     /// Whether the connection speaks MySQL's dialect.
     fn is_mysql(&self) -> bool;
 

@@ -2,8 +2,9 @@
 //! query): batched writes, reads of unexpired entries, pruning.
 use std::time::Duration;
 
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{now_ms, Store, StoreError};
 
 /// One row of `query_history` (serialised as the history API shows it).

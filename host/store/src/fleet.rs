@@ -2,8 +2,9 @@
 //! follows (`filter_chain`) and what each instance runs (`filter_instances`).
 use serde::{Deserialize, Serialize};
 
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{now_ms, Store, StoreError};
 
 /// What one instance runs in one slot, as it last reported.

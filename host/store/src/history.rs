@@ -3,8 +3,8 @@
 //! 0003 serve every filter).
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use crate::db::with_pool;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{HistoryRow, Store, StoreError};
 
 /// The largest page.

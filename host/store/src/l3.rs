@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sluice_config::{StoreConfig, TrinoGatewayStore};
+use sluice_config::StoreConfig;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::trino_gateway::TgHistoryColumns;
+use crate::mirror::Mirror;
 use crate::{HistoryRow, Store, StoreError, Write};
 
 /// The L3 tier: the store, its health, and the write queue.
@@ -27,15 +27,12 @@ pub struct L3 {
     dropped: AtomicU64,
     written: AtomicU64,
     in_flight: AtomicU64,
-    mirror: Option<Mirror>,
+    mirror: Option<Beside>,
 }
 
-/// Trino Gateway's database, where history rows are written too (`store.trino_gateway`).
-struct Mirror {
-    config: TrinoGatewayStore,
-    store: Store,
-    /// `query_history`'s columns, read at the first write.
-    columns: tokio::sync::Mutex<Option<TgHistoryColumns>>,
+/// The database history rows are written to besides Sluice's own, and how that goes.
+struct Beside {
+    mirror: std::sync::Arc<dyn Mirror>,
     failed: AtomicU64,
     failing: AtomicBool,
 }
@@ -48,7 +45,18 @@ impl L3 {
         tasks: &TaskTracker,
         stop: CancellationToken,
     ) -> Result<Arc<L3>, StoreError> {
-        let l3 = Arc::new(Self::new(config)?);
+        Self::start_beside(config, None, tasks, stop)
+    }
+
+    /// [`L3::start`], with a [`Mirror`]: prepared before the first migration, and handed every
+    /// batch of history rows.
+    pub fn start_beside(
+        config: &StoreConfig,
+        mirror: Option<Arc<dyn Mirror>>,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) -> Result<Arc<L3>, StoreError> {
+        let l3 = Arc::new(Self::new(config, mirror)?);
         tasks.spawn(supervise(l3.clone(), config.clone(), stop.clone()));
         tasks.spawn(write_loop(
             l3.clone(),
@@ -58,7 +66,7 @@ impl L3 {
         Ok(l3)
     }
 
-    fn new(config: &StoreConfig) -> Result<L3, StoreError> {
+    fn new(config: &StoreConfig, mirror: Option<Arc<dyn Mirror>>) -> Result<L3, StoreError> {
         Ok(L3 {
             store: Store::open(&config.url)?,
             healthy: AtomicBool::new(false),
@@ -71,16 +79,11 @@ impl L3 {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
-            mirror: match &config.trino_gateway {
-                Some(tg) => Some(Mirror {
-                    store: Store::open(&tg.url)?,
-                    config: tg.clone(),
-                    columns: tokio::sync::Mutex::new(None),
-                    failed: AtomicU64::new(0),
-                    failing: AtomicBool::new(false),
-                }),
-                None => None,
-            },
+            mirror: mirror.map(|mirror| Beside {
+                mirror,
+                failed: AtomicU64::new(0),
+                failing: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -221,23 +224,22 @@ impl L3 {
         }
     }
 
-    /// Trino Gateway's database, if Sluice runs beside it.
-    pub fn trino_gateway(&self) -> Option<(&Store, &TrinoGatewayStore)> {
-        self.mirror.as_ref().map(|m| (&m.store, &m.config))
+    /// What the store works beside, if anything ([`Mirror::name`]).
+    pub fn mirror_name(&self) -> Option<&'static str> {
+        self.mirror.as_ref().map(|m| m.mirror.name())
     }
 
-    /// History rows that could not be written into Trino Gateway's `query_history`.
+    /// History rows the [`Mirror`] did not take.
     pub fn mirror_failed(&self) -> u64 {
         self.mirror
             .as_ref()
             .map_or(0, |m| m.failed.load(Ordering::Relaxed))
     }
 
-    /// Write the history rows of `batch` into Trino Gateway's `query_history` too. Its table is
-    /// a copy for its UI and tools: a failure is counted and logged, not retried (Sluice's own
-    /// table has every row).
+    /// Hand the history rows of `batch` to the [`Mirror`]: a failure is counted and logged once
+    /// per outage, not retried (Sluice's own table has every row).
     async fn mirror_history(&self, batch: &[Write]) {
-        let Some(m) = self.mirror.as_ref().filter(|m| m.config.history) else {
+        let Some(m) = self.mirror.as_ref() else {
             return;
         };
         let rows: Vec<&HistoryRow> = batch
@@ -251,35 +253,21 @@ impl L3 {
             return;
         }
         let limit = self.timeout * 4;
-        let write = async {
-            let mut columns = m.columns.lock().await;
-            if columns.is_none() {
-                *columns = Some(m.store.tg_history_columns().await?);
-            }
-            let result = match columns.as_ref() {
-                Some(c) => m.store.tg_write_history(&rows, c).await,
-                None => Ok(()),
-            };
-            if result.is_err() {
-                // read them again next time: the table may have changed
-                *columns = None;
-            }
-            result
-        };
-        let result = match tokio::time::timeout(limit, write).await {
+        let result = match tokio::time::timeout(limit, m.mirror.write_history(&rows)).await {
             Ok(r) => r,
             Err(_) => Err(StoreError::Timeout(limit.as_millis() as u64)),
         };
+        let name = m.mirror.name();
         match result {
             Ok(()) => {
                 if m.failing.swap(false, Ordering::Relaxed) {
-                    tracing::info!("history rows reach Trino Gateway's query_history again");
+                    tracing::info!(mirror = name, "history rows reach the mirror again");
                 }
             }
             Err(e) => {
                 m.failed.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 if !m.failing.swap(true, Ordering::Relaxed) {
-                    tracing::warn!(error = %e, rows = rows.len(), "history rows not written into Trino Gateway's query_history");
+                    tracing::warn!(mirror = name, error = %e, rows = rows.len(), "history rows not written into the mirror");
                 }
             }
         }
@@ -316,13 +304,11 @@ async fn write_loop(l3: Arc<L3>, interval: Duration, stop: CancellationToken) {
 async fn check(l3: &L3) -> bool {
     if !l3.migrated.load(Ordering::Relaxed) {
         if let Some(m) = &l3.mirror {
-            // Sluice's own schema beside Trino Gateway's, made before the first migration
-            let create =
-                crate::trino_gateway::create_own_namespace(&m.config.url, &m.config.schema);
-            match tokio::time::timeout(Duration::from_secs(10), create).await {
+            // e.g. Sluice's own schema beside Trino Gateway's, made before the first migration
+            match tokio::time::timeout(Duration::from_secs(10), m.mirror.prepare()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %e, schema = m.config.schema, "could not create Sluice's schema in Trino Gateway's database; retrying");
+                    tracing::warn!(mirror = m.mirror.name(), error = %e, "could not prepare the database Sluice works beside; retrying");
                     return false;
                 }
                 Err(_) => return false,
@@ -391,7 +377,7 @@ mod tests {
             queue_capacity: 3,
             ..StoreConfig::default()
         };
-        let l3 = L3::new(&config).unwrap(); // no writer: the database stays "down"
+        let l3 = L3::new(&config, None).unwrap(); // no writer: the database stays "down"
         l3.enqueue((0..5).map(|i| row(&format!("1_2_3_{i}"))));
         assert_eq!(l3.queued(), 3);
         assert_eq!(l3.dropped(), 2);

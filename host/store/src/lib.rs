@@ -18,8 +18,9 @@
 //! | [`history`] | reading `query_history`: filtered, newest first, keyset-paginated |
 //! | [`queue`] | `queue_entries`, `queue_slots`: the gateway's queue and the slots that count against `max_queries` |
 //! | [`l3`] | [`L3`]: the store as a cache tier — health, the write queue, the writer, pruning |
-//! | [`trino_gateway`] | Trino Gateway's `gateway_backend` and `query_history`, in its own database |
-//! | `dialect` | one statement text for SQLite, PostgreSQL and MySQL/MariaDB |
+//! | [`mirror`] | [`Mirror`]: another database the store works beside (history rows written there too) |
+//! | `dialect` | [`Sql`]: one statement text for SQLite, PostgreSQL and MySQL/MariaDB |
+//! | `test_dbs` | test databases on every dialect (tests, and the `test-dbs` feature) |
 //!
 //! SQL is written once, with `$1`-style placeholders, which both SQLite and PostgreSQL accept and
 //! `dialect` rewrites for MySQL; `with_pool!` and `write_tx!` run the same statement text on
@@ -34,17 +35,20 @@ pub mod entries;
 pub mod fleet;
 pub mod history;
 pub mod l3;
+pub mod mirror;
 pub mod modules;
 pub mod queue;
-#[cfg(test)]
-mod test_dbs;
-pub mod trino_gateway;
+#[cfg(any(test, feature = "test-dbs"))]
+#[doc(hidden)]
+pub mod test_dbs;
 
 pub use db::Store;
+pub use dialect::Sql;
 pub use entries::{HistoryRow, Write};
 pub use fleet::InstanceSlot;
 pub use history::{Cursor, HistoryFilter};
 pub use l3::L3;
+pub use mirror::Mirror;
 pub use modules::{ModuleRow, NewModule, VersionRow};
 
 /// Why the store did not do what was asked.

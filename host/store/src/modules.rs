@@ -1,8 +1,9 @@
 //! `filter_modules`: every accepted filter version of every slot, with the one that is active.
 use serde::Serialize;
 
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{now_ms, Store, StoreError};
 
 /// A filter version to store.

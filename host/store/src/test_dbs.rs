@@ -1,17 +1,18 @@
-//! The store's tests run on every dialect: SQLite in memory, and a database of their own on this
+//! Test databases (the `test-dbs` feature, for this crate's tests and those of crates that keep
+//! tables in a [`Store`]). The store's tests run on every dialect: SQLite in memory, and a database of their own on this
 //! machine's PostgreSQL (127.0.0.1:5432) and MariaDB (127.0.0.1:3306), which run in CI too.
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::Store;
 
 /// The machine's PostgreSQL, as the `postgres` user (trust auth).
-pub(crate) const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
+pub const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432";
 /// The machine's MariaDB, as `root` without a password.
-pub(crate) const MYSQL: &str = "mysql://root@127.0.0.1:3306";
+pub const MYSQL: &str = "mysql://root@127.0.0.1:3306";
 
 /// A migrated store, and for a server, the database made for it.
-pub(crate) struct TestDb {
-    pub(crate) store: Store,
+pub struct TestDb {
+    pub store: Store,
     server: Option<(&'static str, String)>,
 }
 
@@ -37,7 +38,7 @@ async fn admin(server: &str, statement: String) {
 }
 
 impl TestDb {
-    pub(crate) async fn sqlite() -> TestDb {
+    pub async fn sqlite() -> TestDb {
         let store = Store::open("sqlite::memory:").unwrap();
         store.migrate().await.unwrap();
         TestDb {
@@ -47,7 +48,7 @@ impl TestDb {
     }
 
     /// A new database on `server` ([`POSTGRES`] or [`MYSQL`]), migrated.
-    pub(crate) async fn on(server: &'static str) -> TestDb {
+    pub async fn on(server: &'static str) -> TestDb {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let db = format!(
             "sluice_t_{}_{}",
@@ -69,13 +70,13 @@ impl TestDb {
     }
 
     /// The URL of the database made for this test.
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         let (server, db) = self.server.as_ref().expect("a server's database");
         format!("{server}/{db}")
     }
 
     /// Drop the database made for this test.
-    pub(crate) async fn drop(self) {
+    pub async fn drop(self) {
         let Some((server, db)) = self.server else {
             return;
         };
@@ -94,6 +95,7 @@ impl TestDb {
 
 /// One test per dialect for each named `async fn case(store: Store)` of the calling module:
 /// `sqlite::case`, `postgres::case`, `mysql::case`.
+#[cfg(test)]
 macro_rules! on_every_dialect {
     ($($case:ident),* $(,)?) => {
         mod sqlite {
@@ -128,4 +130,5 @@ macro_rules! on_every_dialect {
         }
     };
 }
+#[cfg(test)]
 pub(crate) use on_every_dialect;

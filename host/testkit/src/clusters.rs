@@ -2,7 +2,7 @@
 use sluice_config::{BackendConfig, Config, StatsSource};
 use tokio::net::TcpListener;
 
-use crate::fake_trino::{FakeOptions, FakeTrino};
+use sluice_fake_trino::{FakeOptions, FakeTrino};
 
 /// A fake cluster started on 127.0.0.1:0.
 pub async fn cluster(name: &str) -> FakeTrino {

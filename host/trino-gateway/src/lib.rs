@@ -1,77 +1,122 @@
-//! Trino Gateway's configuration, read as it is: `sluice serve --trino-gateway-config FILE`,
-//! `sluice check-config --trino-gateway FILE` and `sluice convert-config FILE` (docs/migrate.md).
+//! Everything Sluice does to stand in for Trino Gateway, in one place: its configuration file
+//! read as it is, its routing rules translated, its database followed and filled, its backend
+//! API served, its tables imported (docs/migrate.md). The core crates know nothing of Trino
+//! Gateway; this crate plugs into the seams they own:
 //!
-//! | Trino Gateway | Sluice |
+//! | seam (owned by) | what plugs in here |
 //! | --- | --- |
-//! | `requestRouter.port`, `serverConfig: http-server.http.port` | `listen` (airlift's one port also serves Trino Gateway's API) |
-//! | `server.applicationConnectors[0].port` | `admin.listen` (loopback) |
-//! | `dataStore` (JDBC URL, user, password) | `store.trino_gateway` (its tables followed and written) and `store.url` (Sluice's tables in the schema `sluice` beside them) |
-//! | `clusterStatsConfiguration.monitorType`, `useApi` | `health.stats` |
-//! | `monitor.taskDelaySeconds`, `queryTimeout`, metric names | `health.interval_ms`, `timeout_ms`, `metrics` |
-//! | `backendState.username`, `password` | `health.user`, `password` |
-//! | `routingRules` (FILE) | a `builtin:routing-rules` slot, translated by [`rules`] |
-//! | `routingRules` (EXTERNAL) | `routing.external` |
-//! | `routing.defaultRoutingGroup` | `routing.default_group` |
-//! | `modules` (`QueryCountBasedRouterProvider`, `QueueLengthRouterProvider`; else) | `builtin:query-count` (else `builtin:stochastic`) last in the chain |
-//! | `valkeyConfiguration`, `distributedCacheConfiguration` | `cache.valkey` |
-//! | `extraWhitelistPaths` | `proxy.extra_paths` |
+//! | [`sluice_store::Mirror`] | [`mirror::Database`]: Sluice's own schema made in Trino Gateway's database, history rows copied into its `query_history` |
+//! | [`sluice_backends::BackendsMirror`] | [`follow::BackendTable`]: every change made through Sluice written back to `gateway_backend` |
+//! | [`sluice_backends::Backends::apply`] | [`follow::follow`]: `gateway_backend` read every `poll_interval_ms`, each difference applied as a change |
+//! | [`sluice_admin::Extension`] | [`api::Api`]: `/entity`, `/gateway/backend/…`, `/api/public/backends…` |
+//! | [`sluice_config::Config`] | [`file::load`] / [`file::convert`]: Trino Gateway's file as Sluice's configuration |
 //!
-//! Environment references in any of Trino Gateway's forms are resolved ([`subst`]). Every other
-//! key is a [`Note`], listed at start and by `check-config`.
+//! The gateway asks [`TrinoGateway::attach`] once at start; what it returns is wired in one place
+//! (`sluice-gateway`'s `start`).
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`TrinoGateway`]: the adapters a configuration asks for |
+//! | [`file`] | [`load`] and [`convert`]: the file as Sluice's configuration (checked) or as the text of Sluice's file |
+//! | [`translate`] | the file read section by section into Sluice's YAML document |
+//! | `document` | the document read ([`Section`](document::Section)) and built; [`Note`], [`Secrets`], [`TgError`] |
+//! | `sections` | the ports, the database, how clusters are polled, what is not honoured |
+//! | `routing_sections` | the rules, the routers, L2, the admin API's access |
+//! | [`subst`] | environment references in each of Trino Gateway's forms |
+//! | [`jdbc`] | a JDBC URL as a database URL |
+//! | [`rules`] | Trino Gateway's MVEL rules as `builtin:routing-rules` rules |
+//! | [`tables`] | `gateway_backend` read and written; Sluice's own schema beside it |
+//! | [`history_table`] | `query_history` written and read as each release has it |
+//! | [`mirror`] | [`mirror::Database`]: the store's [`Mirror`](sluice_store::Mirror) |
+//! | [`follow`] | `gateway_backend` followed; changes written back |
+//! | [`api`] | Trino Gateway's backend API as an admin [`Extension`](sluice_admin::Extension) |
+//! | `api_wire` | its JSON: `ProxyBackendConfiguration`, `ClusterStats` |
+//! | [`import`] | `store import --from-trino-gateway` |
 #![forbid(unsafe_code)]
-use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use sluice_config::{Config, Invalid};
+use sluice_backends::Backends;
+use sluice_config::Config;
+use sluice_store::StoreError;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+pub mod api;
+mod api_wire;
+mod document;
+pub mod file;
+pub mod follow;
+pub mod history_table;
+pub mod import;
 pub mod jdbc;
+pub mod mirror;
+mod routing_sections;
 pub mod rules;
 mod sections;
 pub mod subst;
+pub mod tables;
 pub mod translate;
 
-pub use translate::{Note, Secrets, TgError, Translated};
+pub use document::{Note, Secrets, TgError};
+pub use file::{convert, load, Check};
+pub use translate::Translated;
 
-/// A check the caller adds to the configuration's own (which filters exist).
-pub type Check<'a> = &'a dyn Fn(&Config) -> Result<(), Invalid>;
-
-/// The Trino Gateway file at `path` as Sluice's checked configuration, and the keys not honoured.
-pub fn load(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-    check: Check<'_>,
-) -> Result<(Config, Vec<Note>), TgError> {
-    let t = translate::translate(path, env, Secrets::Values)?;
-    let text = serde_yaml::to_string(&t.native).map_err(|e| TgError::Native(e.to_string()))?;
-    // the values are final: nothing left for Sluice's own substitution
-    let text = text.replace("${", "$${");
-    let config = Config::from_yaml_with(&text, &|_| None, check)
-        .map_err(|e| TgError::Native(e.to_string()))?;
-    Ok((config, t.notes))
+/// The adapters a configuration asks for: Trino Gateway's database (`store.trino_gateway`) and
+/// its backend API (always served on the admin listener; on the client listener too with
+/// `admin.trino_gateway_api_on_proxy`).
+pub struct TrinoGateway {
+    /// Trino Gateway's database, when Sluice runs on it.
+    pub database: Option<Arc<mirror::Database>>,
+    /// Its backend API.
+    pub api: Arc<api::Api>,
 }
 
-/// The Trino Gateway file at `path` as the text of Sluice's configuration file (secrets as
-/// environment references), checked, and the keys not honoured.
-pub fn convert(
-    path: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-    check: Check<'_>,
-) -> Result<(String, Vec<Note>), TgError> {
-    let t = translate::translate(path, env, Secrets::References)?;
-    let body = serde_yaml::to_string(&t.native).map_err(|e| TgError::Native(e.to_string()))?;
-    let mut text = format!(
-        "# Sluice's configuration, converted from Trino Gateway's {} by `sluice convert-config`.\n\
-         # Check it with `sluice check-config FILE`; docs/migrate.md explains each part.\n",
-        path.display()
-    );
-    for n in &t.notes {
-        text.push_str(&format!("#   {}: {}\n", n.key, n.instead));
+impl TrinoGateway {
+    /// What `config` asks for (nothing connects yet).
+    pub fn attach(config: &Config) -> Result<TrinoGateway, StoreError> {
+        let database = match &config.store.trino_gateway {
+            Some(tg) if !config.store.url.is_empty() => Some(Arc::new(mirror::Database::open(tg)?)),
+            _ => None,
+        };
+        Ok(TrinoGateway {
+            database,
+            api: Arc::new(api::Api),
+        })
     }
-    text.push_str(&body);
-    // references are checked as set: their values are the operator's, at start
-    Config::from_yaml_with(&text, &|v| env(v).or_else(|| Some("x".repeat(16))), check)
-        .map_err(|e| TgError::Native(e.to_string()))?;
-    Ok((text, t.notes))
+
+    /// The store's [`Mirror`](sluice_store::Mirror), if Sluice runs on Trino Gateway's database.
+    pub fn store_mirror(&self) -> Option<Arc<dyn sluice_store::Mirror>> {
+        self.database
+            .clone()
+            .map(|d| d as Arc<dyn sluice_store::Mirror>)
+    }
+
+    /// Follow `gateway_backend` into `backends` and write their changes back to it, when
+    /// `store.trino_gateway.backends`, in a task on `tasks` until `stop`.
+    pub fn follow_backends(
+        &self,
+        backends: &Arc<Backends>,
+        tasks: &TaskTracker,
+        stop: CancellationToken,
+    ) {
+        let Some(db) = self.database.as_ref().filter(|d| d.config.backends) else {
+            return;
+        };
+        backends.mirror_to(Arc::new(follow::BackendTable(db.store.clone())));
+        follow::follow(
+            backends.clone(),
+            db.store.clone(),
+            Duration::from_millis(db.config.poll_interval_ms),
+            tasks,
+            stop,
+        );
+    }
 }
 
+#[cfg(test)]
+mod tables_tests;
 #[cfg(test)]
 mod tests;

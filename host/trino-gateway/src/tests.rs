@@ -1,7 +1,9 @@
 //! Trino Gateway files as its documentation writes them, read as Sluice's configuration.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::*;
+use sluice_config::Config;
+
+use crate::{convert, load};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);

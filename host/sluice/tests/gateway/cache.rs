@@ -347,13 +347,13 @@ fn shared_tiers(
     std::sync::Arc<sluice_cache::TieredCache>,
     std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) {
-    use sluice_cache::{invalidate, l2_redis::L2, TieredCache};
+    use sluice_cache::{l2_redis::L2, TieredCache};
     let l2 = L2::start(&cfg.cache.valkey, tasks, stop.clone()).unwrap();
     let l3 = sluice_store::L3::start(&cfg.store, tasks, stop.clone()).unwrap();
     let tiers = std::sync::Arc::new(
         TieredCache::new(&cfg.cache, Some(l2), Default::default()).with_l3(Some(l3)),
     );
-    let subscribed = invalidate::follow(&tiers, tasks, stop.clone());
+    let subscribed = tiers.follow_deletes(tasks, stop.clone());
     (tiers, subscribed)
 }
 

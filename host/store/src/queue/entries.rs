@@ -1,7 +1,8 @@
 //! One entry or slot at a time: submission recorded, slots freed, entries read and ended.
 use super::{Counts, Entry, SlotCount, Waiting, ENTRY_COLUMNS};
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{Store, StoreError};
 
 impl Store {

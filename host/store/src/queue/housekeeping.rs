@@ -1,6 +1,7 @@
 //! Housekeeping every instance runs: timeouts, gone clients, lost admissions, stale slots.
-use crate::db::{with_pool, write_tx};
+use crate::db::write_tx;
 use crate::dialect::Sql;
+use crate::with_pool;
 use crate::{Store, StoreError};
 
 impl Store {

@@ -10,13 +10,14 @@ use sluice_http::Body;
 
 use sluice_proxy::kill_query;
 
-use super::routes::{json_resp, text};
-use super::{Fake, Query, State};
+use crate::options::SqlOptions;
+use crate::respond::{failed, json_resp, stats, text};
+use crate::state::{lock, Fake, Query, State};
 
 impl Fake {
     /// A new query; `session` is the client's (catalog, schema), which `CALL kill_query`
     /// resolves against as Trino does.
-    pub(super) fn create(
+    pub(crate) fn create(
         &self,
         base: &str,
         sql: String,
@@ -58,23 +59,14 @@ impl Fake {
                        "warnings": [], "updateType": "CALL"}),
             );
         }
-        if sql.contains("fake:fail") {
+        let options = SqlOptions::parse(&sql, &self.opts);
+        if options.fail {
             return json_resp(
                 StatusCode::OK,
                 failed(&id, base, "GENERIC_USER_ERROR", "fake:fail requested"),
             );
         }
-        let option = |key: &str| {
-            sql.find(key)
-                .map(|i| &sql[i + key.len()..])
-                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
-                .and_then(|n| n.parse::<u64>().ok())
-        };
-        let pages = option("fake:pages=")
-            .map(|p| p as u32)
-            .unwrap_or(self.opts.pages)
-            .max(1);
-        let delay_ms = option("fake:delay_ms=").unwrap_or(self.opts.delay_ms);
+        let (pages, delay_ms) = (options.pages, options.delay_ms);
         let state = if self.opts.queued_polls > 0 {
             State::Queued
         } else {
@@ -86,7 +78,7 @@ impl Fake {
             format!("{base}/v1/statement/executing/{id}/{slug}/0")
         };
         let sql_text = sql.clone();
-        let mut queries = self.queries.lock().unwrap();
+        let mut queries = lock(&self.queries);
         self.now_active(true);
         queries.insert(
             id.clone(),
@@ -102,7 +94,7 @@ impl Fake {
             },
         );
         if self.opts.max_queries > 0 {
-            let mut created = self.created.lock().unwrap();
+            let mut created = lock(&self.created);
             created.push_back(id.clone());
             let mut tries = created.len();
             while queries.len() > self.opts.max_queries && tries > 0 {
@@ -135,8 +127,8 @@ impl Fake {
         resp
     }
 
-    pub(super) fn advance(&self, base: &str, id: &str, queued: bool, token: u32) -> Response<Body> {
-        let mut queries = self.queries.lock().unwrap();
+    pub(crate) fn advance(&self, base: &str, id: &str, queued: bool, token: u32) -> Response<Body> {
+        let mut queries = lock(&self.queries);
         let Some(q) = queries.get_mut(id) else {
             drop(queries);
             return self.unknown(id);
@@ -205,7 +197,7 @@ impl Fake {
 impl Fake {
     /// Move `q` to `to`, counting queries queued or running (a query whose last page is fetched
     /// again runs again, as it did).
-    pub(super) fn set_state(&self, q: &mut Query, to: State) {
+    pub(crate) fn set_state(&self, q: &mut Query, to: State) {
         if matches!(q.state, State::Canceled | State::Failed) && to != q.state {
             // a cancelled or killed query stays so
             if to.active() || to == State::Finished {
@@ -221,7 +213,7 @@ impl Fake {
     }
 
     /// One more (or one fewer) query queued or running.
-    pub(super) fn now_active(&self, more: bool) {
+    pub(crate) fn now_active(&self, more: bool) {
         let c = &self.counters;
         if more {
             let n = c.active.fetch_add(1, Ordering::SeqCst) + 1;
@@ -243,7 +235,7 @@ impl Fake {
             json!({"type": "inline", "data": data, "metadata": metadata})
         } else {
             let handle = format!("seg{:016x}", rand::rng().random::<u64>());
-            self.segments.lock().unwrap().insert(handle.clone(), bytes);
+            lock(&self.segments).insert(handle.clone(), bytes);
             json!({"type": "spooled", "uri": format!("{base}/v1/spooled/download/{handle}"),
                    "ackUri": format!("{base}/v1/spooled/ack/{handle}"), "metadata": metadata,
                    "headers": {}})
@@ -253,8 +245,8 @@ impl Fake {
 
     /// `GET /v1/spooled/download/{token}` (or `ack`): the segment's bytes, or 404 for a
     /// token this coordinator never produced.
-    pub(super) fn segment(&self, token: &str, ack: bool) -> Response<Body> {
-        let mut segments = self.segments.lock().unwrap();
+    pub(crate) fn segment(&self, token: &str, ack: bool) -> Response<Body> {
+        let mut segments = lock(&self.segments);
         let found = match ack {
             true => segments.remove(token),
             false => segments.get(token).cloned(),
@@ -284,30 +276,6 @@ impl Fake {
             }
         }
     }
-}
-
-pub(super) fn query_info(id: &str, q: &Query, base: &str) -> Value {
-    json!({
-        "queryId": id,
-        "state": q.state.as_str(),
-        "query": q.sql,
-        "session": {"user": q.user},
-        "self": format!("{base}/v1/query/{id}"),
-    })
-}
-
-fn stats(state: &str) -> Value {
-    json!({"state": state, "queued": state == "QUEUED", "scheduled": state != "QUEUED", "nodes": 1,
-           "totalSplits": 1, "queuedSplits": 0, "runningSplits": 0, "completedSplits": 1,
-           "cpuTimeMillis": 1, "wallTimeMillis": 1, "queuedTimeMillis": 0, "elapsedTimeMillis": 1,
-           "processedRows": 0, "processedBytes": 0, "physicalInputBytes": 0, "peakMemoryBytes": 0,
-           "spilledBytes": 0})
-}
-
-fn failed(id: &str, base: &str, name: &str, message: &str) -> Value {
-    json!({"id": id, "infoUri": format!("{base}/ui/query.html?{id}"), "stats": stats("FAILED"), "warnings": [],
-           "error": {"message": message, "errorCode": 1, "errorName": name, "errorType": "USER_ERROR",
-                     "failureInfo": {"type": "io.trino.spi.TrinoException", "message": message, "suppressed": [], "stack": []}}})
 }
 
 /// `name=url-encoded statement` for a `PREPARE name FROM statement`.

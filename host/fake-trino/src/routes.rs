@@ -7,14 +7,14 @@ use http::{header, HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
-use sluice_http::{full_body, Body};
+use sluice_http::Body;
 use sluice_proxy::query_id;
 
-use super::queries::query_info;
-use super::{Fake, Query, State};
+use crate::respond::{empty, forwarded_view, header_str, json_resp, query_info, text};
+use crate::state::{lock, Fake, Query, State};
 
 impl Fake {
-    pub(super) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Response<Body> {
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (parts, body) = req.into_parts();
         if let Some(expected) = &self.opts.require_authorization {
@@ -22,14 +22,14 @@ impl Fake {
                 let mut resp = text(StatusCode::UNAUTHORIZED, "Unauthorized");
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
-                    "Basic realm=\"Trino\"".parse().unwrap(),
+                    header::HeaderValue::from_static("Basic realm=\"Trino\""),
                 );
                 return resp;
             }
         }
-        *self.last_forwarded.lock().unwrap() = forwarded_view(&parts.headers);
+        *lock(&self.last_forwarded) = forwarded_view(&parts.headers);
         if let Some(tp) = header_str(&parts.headers, "traceparent") {
-            *self.last_traceparent.lock().unwrap() = Some(tp.to_string());
+            *lock(&self.last_traceparent) = Some(tp.to_string());
         }
         let base = self.base_url(&parts.headers);
         let path = parts.uri.path().to_string();
@@ -142,7 +142,7 @@ impl Fake {
                         .filter(|(k, _)| k == "state")
                         .map(|(_, v)| v.to_ascii_uppercase())
                         .collect();
-                let queries = self.queries.lock().unwrap();
+                let queries = lock(&self.queries);
                 let list: Vec<Value> = queries
                     .iter()
                     .filter(|(_, q)| {
@@ -179,8 +179,8 @@ impl Fake {
                         "running": running,
                         "queued": queued,
                         "peak_active": self.counters.peak_active.load(Ordering::SeqCst),
-                        "last_forwarded": self.last_forwarded.lock().unwrap().clone(),
-                        "last_traceparent": self.last_traceparent.lock().unwrap().clone(),
+                        "last_forwarded": lock(&self.last_forwarded).clone(),
+                        "last_traceparent": lock(&self.last_traceparent).clone(),
                     }),
                 )
             }
@@ -212,18 +212,18 @@ impl Fake {
         }
     }
 
-    pub(super) fn with_query<T>(&self, id: &str, f: impl FnOnce(&mut Query) -> T) -> Option<T> {
-        self.queries.lock().unwrap().get_mut(id).map(f)
+    pub(crate) fn with_query<T>(&self, id: &str, f: impl FnOnce(&mut Query) -> T) -> Option<T> {
+        lock(&self.queries).get_mut(id).map(f)
     }
 
     fn counts(&self) -> (u64, u64) {
-        let q = self.queries.lock().unwrap();
+        let q = lock(&self.queries);
         let running = q.values().filter(|q| q.state == State::Running).count() as u64;
         let queued = q.values().filter(|q| q.state == State::Queued).count() as u64;
         (running, queued)
     }
 
-    pub(super) fn unknown(&self, id: &str) -> Response<Body> {
+    pub(crate) fn unknown(&self, id: &str) -> Response<Body> {
         self.counters
             .unknown_query_requests
             .fetch_add(1, Ordering::Relaxed);
@@ -249,34 +249,4 @@ impl Fake {
             None => self.unknown(id),
         }
     }
-}
-
-pub(super) fn forwarded_view(headers: &HeaderMap) -> Value {
-    let get = |n: &str| header_str(headers, n).map(String::from);
-    json!({"for": get("x-forwarded-for"), "proto": get("x-forwarded-proto"),
-           "host": get("x-forwarded-host"), "port": get("x-forwarded-port"), "connection": get("connection")})
-}
-
-pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-pub(super) fn json_resp(status: StatusCode, v: Value) -> Response<Body> {
-    sluice_http::json_response(status, &v)
-}
-
-pub(super) fn text(status: StatusCode, s: &str) -> Response<Body> {
-    let mut r = Response::new(full_body(s.to_string()));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain"),
-    );
-    r
-}
-
-pub(super) fn empty(status: StatusCode) -> Response<Body> {
-    let mut r = Response::new(full_body(bytes::Bytes::new()));
-    *r.status_mut() = status;
-    r
 }

@@ -1,5 +1,6 @@
-//! A fake Trino coordinator that speaks the real client protocol, for tests, benchmarks and the
-//! demo (no Trino can run here).
+//! A fake Trino coordinator that speaks the real client protocol, for `sluice demo`,
+//! `sluice fake-trino`, tests and benchmarks (no Trino can run here). The shipping binary links
+//! it for those two commands; `sluice serve` never starts one.
 //!
 //! - `POST /v1/statement` → QUEUED with `nextUri`; `queued` polls → `executing` pages with
 //!   `columns` (with `typeSignature`) and `data`; the last page is FINISHED with no `nextUri`.
@@ -11,10 +12,23 @@
 //!   (or ignored, to exercise `rewrite_next_uri`).
 //! - Any request for a query id it does not own is answered 404 and counted in
 //!   `GET /fake/stats` → `unknown_query_requests`, so mis-routing is caught.
-//! - Per query, the SQL may set `fake:pages=N`, `fake:delay_ms=N`, `fake:fail`.
+//! - Per query, the SQL may set `fake:pages=N`, `fake:delay_ms=N`, `fake:fail`
+//!   ([`SQL_OPTIONS_HELP`]).
 //! - The spooling protocol when the client sends `X-Trino-Query-Data-Encoding` with `json`: the
 //!   first page inline, later ones spooled under opaque tokens (`/v1/spooled/download|ack/…`).
-use std::collections::HashMap;
+//!
+//! # Layout
+//!
+//! | module | one job |
+//! | --- | --- |
+//! | this file | [`FakeTrino`]: start on a bound listener, read its counters, stop |
+//! | [`options`] | [`FakeOptions`], and the `fake:` options a query's SQL may carry |
+//! | `state` | the queries, their protocol states, the counters |
+//! | `routes` | which path does what |
+//! | `queries` | a query's creation and its state machine, page by page; the spooling protocol |
+//! | `respond` | the answers' shapes: JSON, text, query info, stats, a failure |
+#![forbid(unsafe_code)]
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,129 +42,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub mod options;
 mod queries;
+mod respond;
 mod routes;
+mod state;
 
-/// How a fake coordinator behaves.
-#[derive(Debug, Clone)]
-pub struct FakeOptions {
-    /// Cluster name, returned in every row so tests can see who answered.
-    pub name: String,
-    /// Result pages per query.
-    pub pages: u32,
-    /// Rows per page.
-    pub rows_per_page: u32,
-    /// Polls a query stays QUEUED.
-    pub queued_polls: u32,
-    /// Delay before answering each statement request.
-    pub delay_ms: u64,
-    /// Build `nextUri` from `X-Forwarded-*` (true) or from its own address (false).
-    pub honor_forwarded: bool,
-    /// Report `starting: true` on `/v1/info`.
-    pub starting: bool,
-    /// Keep at most this many queries (0: all), forgetting the oldest never polled first, so a
-    /// long benchmark does not grow the table (and stall on its rehashes) without bound.
-    pub max_queries: usize,
-    /// Answer 401 to any request without exactly this `Authorization` header (a cluster with
-    /// authentication), when set.
-    pub require_authorization: Option<String>,
-}
-
-impl Default for FakeOptions {
-    fn default() -> Self {
-        Self {
-            name: "fake".into(),
-            pages: 3,
-            rows_per_page: 2,
-            queued_polls: 1,
-            delay_ms: 0,
-            honor_forwarded: true,
-            starting: false,
-            max_queries: 0,
-            require_authorization: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Queued,
-    Running,
-    Finished,
-    Canceled,
-    Failed,
-}
-
-impl State {
-    /// Counted as running on the cluster (queued or running).
-    fn active(self) -> bool {
-        matches!(self, State::Queued | State::Running)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Queued => "QUEUED",
-            State::Running => "RUNNING",
-            State::Finished => "FINISHED",
-            State::Canceled | State::Failed => "FAILED",
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Query {
-    slug: String,
-    sql: String,
-    user: String,
-    state: State,
-    pages: u32,
-    delay_ms: u64,
-    /// Asked for after its creation (kept longest under `max_queries`).
-    polled: bool,
-    /// The client asked for the spooling protocol (`X-Trino-Query-Data-Encoding` with `json`):
-    /// pages carry segments, the first inline, the others spooled.
-    spooled: bool,
-}
-
-/// Counters exposed on `/fake/stats`.
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    queries_created: AtomicU64,
-    unknown_query_requests: AtomicU64,
-    search_probes: AtomicU64,
-    cancelled: AtomicU64,
-    /// Spooled segment requests for a token this coordinator never produced (a mis-route).
-    unknown_segment_requests: AtomicU64,
-    /// Segments downloaded.
-    segments_downloaded: AtomicU64,
-    /// Queries queued or running now, and the most there ever were at once (what a gateway's
-    /// `max_queries` must keep under).
-    active: AtomicU64,
-    peak_active: AtomicU64,
-    /// Requests of login flows and UI pages (`/oauth2/…`, `/ui/login`, `/ui/logout`, `/ui/*.html`),
-    /// which health checks never send.
-    login_requests: AtomicU64,
-}
-
-struct Fake {
-    opts: FakeOptions,
-    addr: SocketAddr,
-    /// `http` or `https` (served over TLS).
-    scheme: &'static str,
-    suffix: String,
-    next_seq: AtomicU64,
-    queries: Mutex<HashMap<String, Query>>,
-    /// Creation order, for `max_queries`.
-    created: Mutex<std::collections::VecDeque<String>>,
-    counters: Counters,
-    /// Spooled segments not yet acknowledged: token → the segment's JSON rows.
-    segments: Mutex<HashMap<String, Vec<u8>>>,
-    last_forwarded: Mutex<Value>,
-    /// The last `traceparent` a request carried.
-    last_traceparent: Mutex<Option<String>>,
-    starting: AtomicBool,
-}
+pub use options::{FakeOptions, SqlOptions, SQL_OPTIONS_HELP};
+use state::{lock, Counters, Fake};
 
 /// A running fake coordinator.
 pub struct FakeTrino {
@@ -187,7 +86,7 @@ impl FakeTrino {
             suffix,
             next_seq: AtomicU64::new(1),
             queries: Mutex::new(HashMap::new()),
-            created: Mutex::new(std::collections::VecDeque::new()),
+            created: Mutex::new(VecDeque::new()),
             counters: Counters::default(),
             segments: Mutex::new(HashMap::new()),
             last_forwarded: Mutex::new(Value::Null),
@@ -270,7 +169,7 @@ impl FakeTrino {
 
     /// The `X-Forwarded-*` headers of the last request.
     pub fn last_forwarded(&self) -> Value {
-        self.fake.last_forwarded.lock().unwrap().clone()
+        lock(&self.fake.last_forwarded).clone()
     }
 
     /// Stop serving.

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use sluice_backends::{Backends, BackendsMirror, Change, ChangeError};
 use sluice_config::BackendConfig;
-use sluice_store::trino_gateway::TgBackend;
-use sluice_store::Store;
+use sluice_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::{Backends, Change, ChangeError};
+use crate::tables::{self, TgBackend};
 
 /// Who the changes read from Trino Gateway's table are made by (in logs and `updated_by`); they
 /// are not written back.
@@ -60,23 +60,32 @@ pub fn changes(current: &[BackendConfig], rows: &[TgBackend]) -> Vec<Change> {
     out
 }
 
-/// Write a change made in Sluice back into `gateway_backend`.
-pub async fn write_back(
-    tg: &Store,
-    change: &Change,
-    now: Option<&BackendConfig>,
-) -> Result<(), sluice_store::StoreError> {
-    match (change, now) {
-        (Change::Remove { name, .. }, _) => tg.tg_delete_backend(name).await,
-        (_, Some(b)) => tg.tg_upsert_backend(&TgBackend::of(b)).await,
-        (_, None) => Ok(()),
+/// `gateway_backend` as the table Sluice's changes are written back to.
+pub struct BackendTable(pub Store);
+
+#[async_trait::async_trait]
+impl BackendsMirror for BackendTable {
+    fn by(&self) -> &'static str {
+        BY
+    }
+
+    async fn write_back(
+        &self,
+        change: &Change,
+        now: Option<&BackendConfig>,
+    ) -> Result<(), StoreError> {
+        match (change, now) {
+            (Change::Remove { name, .. }, _) => tables::delete_backend(&self.0, name).await,
+            (_, Some(b)) => tables::upsert_backend(&self.0, &TgBackend::of(b)).await,
+            (_, None) => Ok(()),
+        }
     }
 }
 
 /// Read `gateway_backend` once and apply what differs. An error when a change could not be
 /// applied (a removal waiting for a busy backend to finish is not one).
 pub async fn follow_once(backends: &Backends, tg: &Store) -> Result<(), ChangeError> {
-    let rows = tg.tg_backends().await?;
+    let rows = tables::backends(tg).await?;
     let current = backends.cluster().configs();
     let mut failed = None;
     for change in changes(&current, &rows) {
@@ -123,7 +132,7 @@ pub fn follow(
                 }
                 Ok(()) => {}
                 // at start, Sluice's own store comes up a moment later: not a failure yet
-                Err(ChangeError::Store(sluice_store::StoreError::Down)) if !followed => {}
+                Err(ChangeError::Store(StoreError::Down)) if !followed => {}
                 Err(e) if !failing => {
                     failing = true;
                     tracing::warn!(error = %e, "cannot follow Trino Gateway's gateway_backend; the backends stay as they are");

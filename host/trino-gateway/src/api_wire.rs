@@ -7,7 +7,7 @@ use sluice_config::BackendConfig;
 /// Trino Gateway's `ProxyBackendConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct TgBackend {
+pub struct BackendJson {
     /// Its name.
     pub name: String,
     /// Where requests go.
@@ -45,9 +45,9 @@ pub(crate) struct ClusterStats {
     user_queued_count: std::collections::HashMap<String, u32>,
 }
 
-impl TgBackend {
+impl BackendJson {
     pub(crate) fn of(b: &Backend) -> Self {
-        TgBackend {
+        BackendJson {
             name: b.name().to_string(),
             proxy_to: b.config.url.clone(),
             active: b.accepts_new(),
@@ -80,7 +80,7 @@ impl TgBackend {
 
 pub(crate) fn state(b: &Backend) -> ClusterStats {
     let s = b.status();
-    let tg = TgBackend::of(b);
+    let tg = BackendJson::of(b);
     ClusterStats {
         cluster_id: tg.name,
         num_worker_nodes: 0,
