@@ -85,7 +85,7 @@ pub enum QueueFull {
 }
 
 /// One entry as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Entry {
     /// The Sluice-issued query id.
     pub id: String,
@@ -134,7 +134,7 @@ pub(crate) const ENTRY_COLUMNS: &str = "id, slug, seq, priority, routing_group, 
      enqueued_ms, deadline_ms, last_poll_ms, admitted_ms, admitted_turn, backend, query_id, next_uri, message";
 
 /// A waiting entry, as the admin API shows it.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Waiting {
     /// The Sluice-issued query id.
     pub id: String,
@@ -223,6 +223,7 @@ pub(crate) type Counts = Vec<(String, i64)>;
 mod admit;
 mod entries;
 mod housekeeping;
+mod rows;
 
 #[cfg(test)]
 mod tests;
