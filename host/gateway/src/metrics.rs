@@ -28,7 +28,7 @@ pub struct GatewayCollector {
     /// `sluice_fleet_converged` and `sluice_fleet_instances` (-1: not known yet).
     pub(crate) fleet: Arc<FleetGauges>,
     /// The external routing service's calls, when one is configured.
-    pub(crate) external: Option<Arc<sluice_routing::external::ExternalStats>>,
+    pub(crate) external: Option<Arc<sluice_trino_gateway::external::ExternalStats>>,
 }
 
 impl std::fmt::Debug for GatewayCollector {

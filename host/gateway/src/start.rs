@@ -32,9 +32,9 @@ use sluice_filters::fleet::{Fleet, FleetOptions};
 use sluice_filters::FilterChain;
 use sluice_proxy::Proxy;
 use sluice_queue::Queue;
-use sluice_routing::external::ExternalStats;
 use sluice_routing::{LeastLoaded, Router, Routing};
 use sluice_store::L3;
+use sluice_trino_gateway::external::{External, ExternalStats};
 use sluice_trino_gateway::TrinoGateway;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -238,9 +238,8 @@ impl Start {
         };
         let mut external = None;
         if let Some(service) = &config.routing.external {
-            let service =
-                sluice_routing::external::External::new(service, router, f.backend_tls.clone())
-                    .map_err(StartError::External)?;
+            let service = External::new(service, router, f.backend_tls.clone())
+                .map_err(StartError::External)?;
             external = Some(service.stats());
             router = Box::new(service);
         }

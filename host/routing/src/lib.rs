@@ -11,7 +11,6 @@
 //! | [`decision`] | a router's raw [`Decision`], checked once into a [`Route`] |
 //! | [`router`] | the [`Router`] seam and the native [`LeastLoaded`] router |
 //! | [`sql`] | the catalogs, schemas and tables a statement uses |
-//! | [`external`] | an external routing service (Trino Gateway's) asked for the group before the chain, with a time limit and a fallback |
 #![forbid(unsafe_code)]
 use std::sync::Arc;
 
@@ -21,7 +20,6 @@ use sluice_cluster::{Backend, Cluster};
 use sluice_config::RoutingConfig;
 
 pub mod decision;
-pub mod external;
 pub mod request;
 pub mod router;
 pub mod sql;

@@ -9,6 +9,7 @@
 //! | [`sluice_backends::BackendsMirror`] | [`follow::BackendTable`]: every change made through Sluice written back to `gateway_backend` |
 //! | [`sluice_backends::Backends::apply`] | [`follow::follow`]: `gateway_backend` read every `poll_interval_ms`, each difference applied as a change |
 //! | [`sluice_admin::Extension`] | [`api::Api`]: `/entity`, `/gateway/backend/…`, `/api/public/backends…` |
+//! | [`sluice_routing::Router`] | [`external::External`]: its external routing service asked for the group before the chain (`routing.external`) |
 //! | [`sluice_config::Config`] | [`file::load`] / [`file::convert`]: Trino Gateway's file as Sluice's configuration |
 //!
 //! The gateway asks [`TrinoGateway::attach`] once at start; what it returns is wired in one place
@@ -33,6 +34,7 @@
 //! | [`follow`] | `gateway_backend` followed; changes written back |
 //! | [`api`] | Trino Gateway's backend API as an admin [`Extension`](sluice_admin::Extension) |
 //! | `api_wire` | its JSON: `ProxyBackendConfiguration`, `ClusterStats` |
+//! | [`external`] | its external routing service, with a time limit and a fallback |
 //! | [`import`] | `store import --from-trino-gateway` |
 #![forbid(unsafe_code)]
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use tokio_util::task::TaskTracker;
 pub mod api;
 mod api_wire;
 mod document;
+pub mod external;
 pub mod file;
 pub mod follow;
 pub mod history_table;

@@ -18,8 +18,7 @@ use serde_json::{json, Value};
 use sluice_config::ExternalRouting;
 use sluice_http::client::{build, Client, ClientOptions};
 
-use crate::router::{BoxFuture, RouteContext, Router};
-use crate::{QueryRequest, Route};
+use sluice_routing::{BoxFuture, QueryRequest, Route, RouteContext, Router};
 
 /// The largest answer read from the service.
 const MAX_ANSWER: usize = 64 * 1024;
