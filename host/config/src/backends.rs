@@ -41,6 +41,22 @@ pub struct BackendConfig {
 }
 
 impl BackendConfig {
+    /// Backend `name` of `group` at `url`, every other setting at its default (active, not
+    /// draining, no external URL, no rewriting, `health.stats`, no `max_queries`).
+    pub fn new(name: impl Into<String>, group: impl Into<String>, url: impl Into<String>) -> Self {
+        BackendConfig {
+            name: name.into(),
+            url: url.into(),
+            group: group.into(),
+            active: true,
+            draining: false,
+            external_url: None,
+            rewrite_next_uri: false,
+            stats: None,
+            max_queries: None,
+        }
+    }
+
     /// A name, a group, a usable `http://` URL without a path, a well-formed external URL.
     pub fn validate(&self) -> Result<(), Invalid> {
         if self.name.trim().is_empty() {

@@ -101,22 +101,6 @@ pub struct Gateway {
     reloader: Arc<Reloader>,
 }
 
-/// The owner search's credentials: its own when any is set, else the health checks'.
-pub(crate) fn search_credentials(config: &Config) -> sluice_cluster::Credentials {
-    let s = &config.cache.search;
-    let own = [&s.user, &s.password, &s.bearer_token]
-        .iter()
-        .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
-    match own {
-        true => sluice_cluster::Credentials::new(
-            s.user.as_deref().unwrap_or(&config.health.user),
-            s.password.as_deref(),
-            s.bearer_token.as_deref(),
-        ),
-        false => sluice_cluster::health::credentials(&config.health),
-    }
-}
-
 impl Gateway {
     /// Start serving on already-bound listeners, without a file to reload.
     pub async fn start(

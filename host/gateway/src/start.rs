@@ -186,7 +186,7 @@ impl Start {
             BackendSearch::new(
                 f.cluster.clone(),
                 Duration::from_millis(config.cache.search.timeout_ms),
-                crate::search_credentials(config),
+                search_credentials(config),
                 f.backend_tls.clone(),
             )
         });
@@ -334,5 +334,21 @@ impl Start {
             &self.stop,
         )
         .await
+    }
+}
+
+/// The owner search's credentials: its own when any is set, else the health checks'.
+fn search_credentials(config: &Config) -> sluice_cluster::Credentials {
+    let s = &config.cache.search;
+    let own = [&s.user, &s.password, &s.bearer_token]
+        .iter()
+        .any(|v| v.as_deref().is_some_and(|v| !v.is_empty()));
+    match own {
+        true => sluice_cluster::Credentials::new(
+            s.user.as_deref().unwrap_or(&config.health.user),
+            s.password.as_deref(),
+            s.bearer_token.as_deref(),
+        ),
+        false => sluice_cluster::health::credentials(&config.health),
     }
 }

@@ -200,17 +200,7 @@ mod tests {
     use sluice_config::{BackendConfig, StatsSource};
 
     fn backend(name: &str, group: &str) -> BackendConfig {
-        BackendConfig {
-            name: name.into(),
-            url: "http://127.0.0.1:1".into(),
-            group: group.into(),
-            active: true,
-            draining: false,
-            external_url: None,
-            rewrite_next_uri: false,
-            stats: None,
-            max_queries: None,
-        }
+        BackendConfig::new(name, group, "http://127.0.0.1:1")
     }
 
     fn set(cluster: &Cluster, name: &str, health: Health, running: u32, queued: u32) {

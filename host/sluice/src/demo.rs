@@ -31,15 +31,8 @@ pub async fn run(
             },
         )?;
         config.backends.push(BackendConfig {
-            name,
-            url: fake.url(),
-            group: group.into(),
-            active: true,
-            draining: false,
-            external_url: None,
-            rewrite_next_uri: false,
             stats: Some(StatsSource::UiApi),
-            max_queries: None,
+            ..BackendConfig::new(name, group, fake.url())
         });
         fakes.push(fake);
     }

@@ -159,17 +159,7 @@ mod tests {
     use super::*;
 
     fn backend(name: &str, group: &str) -> BackendConfig {
-        BackendConfig {
-            name: name.into(),
-            url: format!("http://{name}:8080"),
-            group: group.into(),
-            active: true,
-            draining: false,
-            external_url: None,
-            rewrite_next_uri: false,
-            stats: None,
-            max_queries: None,
-        }
+        BackendConfig::new(name, group, format!("http://{name}:8080"))
     }
 
     async fn the_seed_is_written_once_then_the_table_is_the_truth(store: Store) {

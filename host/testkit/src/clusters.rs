@@ -22,15 +22,8 @@ pub async fn cluster_with(opts: FakeOptions) -> FakeTrino {
 /// A backend entry with stats from `/ui/api/stats`.
 pub fn backend(name: &str, group: &str, url: &str) -> BackendConfig {
     BackendConfig {
-        name: name.into(),
-        url: url.into(),
-        group: group.into(),
-        active: true,
-        draining: false,
-        external_url: None,
-        rewrite_next_uri: false,
         stats: Some(StatsSource::UiApi),
-        max_queries: None,
+        ..BackendConfig::new(name, group, url)
     }
 }
 

@@ -24,16 +24,10 @@ impl TgBackend {
     /// A Sluice backend of this row (Sluice's own settings at their defaults).
     pub fn to_config(&self) -> BackendConfig {
         BackendConfig {
-            name: self.name.clone(),
-            url: self.url.clone(),
-            group: self.group.clone(),
             active: self.active,
-            draining: false,
             // Trino Gateway fills external_url with the URL when there is none
             external_url: self.external_url.clone().filter(|u| *u != self.url),
-            rewrite_next_uri: false,
-            stats: None,
-            max_queries: None,
+            ..BackendConfig::new(&self.name, &self.group, &self.url)
         }
     }
 
