@@ -70,7 +70,11 @@ def post(url, body):
 def test_multi_mib_statements_keep_memory_flat(procs, tmp_path):
     # a generous filter time limit: this is about memory, and a machine busy with other work
     # could otherwise push one routing call past the default 50 ms (the native fallback decides)
-    gw, _ = gateway(procs, tmp_path, proxy="{ max_statement_bytes: 16777216 }", filters="{ timeout_ms: 2000 }")
+    # and a generous health time limit: an unoptimised build scans each 15 MiB statement for
+    # seconds on the runtime's threads, and a 300 ms limit would mark both clusters down meanwhile
+    # (then the last query lands in the default group) — not what this test measures
+    gw, _ = gateway(procs, tmp_path, proxy="{ max_statement_bytes: 16777216 }", filters="{ timeout_ms: 2000 }",
+                    health="{ interval_ms: 200, timeout_ms: 5000, stats: ui_api }")
     before = rss_peak_kib(gw.p.pid)
     size = 15 << 20
     bodies = [
